@@ -1,0 +1,2 @@
+// Placeholder entry point; replaced by the BenchmarkDotNet front-end.
+return 0;

@@ -1,0 +1,2 @@
+// Placeholder entry point; the service host is wired up in PmemService.Server (AddPmem / MapPmemServices).
+return 0;

@@ -1,0 +1,2 @@
+// Placeholder entry point; replaced by the pmemctl command tree.
+return 0;
