@@ -68,6 +68,8 @@ fi
 # --- Dockerfile, Helm chart, Kubernetes manifests ----------------------------------------------
 if [ -n "$py" ]; then
   "$py" deploy/check_deploy.py || failures=$((failures + $?))
+  # Each seeded defect (deploy/check_selftest.py) must be caught by the check meant for it.
+  "$py" deploy/check_selftest.py || failures=$((failures + 1))
 else
   fail "python3 with yaml and jsonschema not found (apt-get install python3-yaml python3-jsonschema)"
 fi

@@ -28,11 +28,20 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import yaml
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-CHART = os.path.join(ROOT, "helm", "pmem-service")
-DOCKERFILE = os.path.join(ROOT, "deploy", "Dockerfile")
-TESTDATA = os.path.join(ROOT, "deploy", "testdata")
-K8S_DIR = os.path.join(ROOT, "deploy", "k8s")
+ROOT = CHART = DOCKERFILE = TESTDATA = K8S_DIR = ""
+
+
+def set_root(root: str) -> None:
+    """Point the checks at a repository tree (deploy/check_selftest.py uses copies with defects)."""
+    global ROOT, CHART, DOCKERFILE, TESTDATA, K8S_DIR
+    ROOT = os.path.abspath(root)
+    CHART = os.path.join(ROOT, "helm", "pmem-service")
+    DOCKERFILE = os.path.join(ROOT, "deploy", "Dockerfile")
+    TESTDATA = os.path.join(ROOT, "deploy", "testdata")
+    K8S_DIR = os.path.join(ROOT, "deploy", "k8s")
+
+
+set_root(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 GRPC_PORT = 5001
 APP_UID = 1654
 
@@ -54,14 +63,18 @@ def rel(path: str) -> str:
     return os.path.relpath(path, ROOT)
 
 
+# libyaml's loader when present (Debian's python3-yaml has it): the self-test parses a lot.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(path: str):
     with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=LOADER)
 
 
 def load_yaml_all(path: str) -> list:
     with open(path, encoding="utf-8") as f:
-        return [d for d in yaml.safe_load_all(f) if d is not None]
+        return [d for d in yaml.load_all(f, Loader=LOADER) if d is not None]
 
 
 # =============================================================================================
@@ -457,7 +470,7 @@ def check_values_schema() -> None:
         if not m:
             problems.append(f"{rel(path)} has no '# expect: <message part>' line")
             continue
-        merged = deep_merge(values, yaml.safe_load(text) or {})
+        merged = deep_merge(values, yaml.load(text, Loader=LOADER) or {})
         msgs = [e.message for e in validator.iter_errors(merged)]
         if not msgs:
             problems.append(f"{rel(path)} was accepted")
@@ -965,7 +978,11 @@ def check_k8s_matches_chart(by_kind: dict) -> None:
            "security, volumes)", problems)
 
 
-def main() -> int:
+def main(root: str | None = None) -> int:
+    global failures
+    failures = 0
+    if root:
+        set_root(root)
     for fn in (check_dockerfile, check_compose, check_chart_metadata, check_values_schema, check_values_docs,
                check_templates):
         try:
