@@ -921,6 +921,7 @@ def check_k8s_matches_chart(by_kind: dict) -> None:
         "PmemService__TcpEndpoint": f"0.0.0.0:{values['grpc']['port']}",
         "PmemService__RequireDax": str(cfg["requireDax"]).lower(),
         "PmemService__EnableReflection": str(cfg["enableReflection"]).lower(),
+        "PmemService__AllowDataPlaneOverTcp": str(cfg["allowDataPlaneOverTcp"]).lower(),
         "Serilog__MinimumLevel__Default": cfg["logLevel"],
     }
     for k, v in expect_env.items():

@@ -230,6 +230,8 @@ The PmemService container. As a native sidecar it carries restartPolicy: Always 
       value: {{ $v.config.requireDax | quote }}
     - name: PmemService__EnableReflection
       value: {{ $v.config.enableReflection | quote }}
+    - name: PmemService__AllowDataPlaneOverTcp
+      value: {{ $v.config.allowDataPlaneOverTcp | quote }}
     {{- if $v.config.maxRegionSize }}
     - name: PmemService__MaxRegionSize
       value: {{ $v.config.maxRegionSize | int64 | quote }}
