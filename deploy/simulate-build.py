@@ -13,7 +13,9 @@ the sdk:10.0-noble image. Slow (a real restore and publish): not part of deploy/
 containers: the service with the compose environment (the /pmem and /run/pmem paths remapped into the
 scratch directory, TCP on a free loopback port), the compose healthcheck command until it passes,
 then each client service's entrypoint + command in depends_on order; the last read must print the
-text the write stored. Also checks that PmemService__RequireDax=true refuses a non-DAX pool.
+text the write stored. Also checks that PmemService__RequireDax=true refuses a non-DAX pool, and (as
+root, with unshare and setpriv) runs the service and pmemctl the way the containers do: UID/GID 1654,
+read-only root filesystem, a tmpfs /tmp, writable pool and socket directories only.
 """
 from __future__ import annotations
 
@@ -193,6 +195,69 @@ def smoke(scratch: str) -> int:
         print(f"FAIL smoke: RequireDax=true on a non-DAX pool: exit {p.returncode}")
         return 1
     print(f"ok   smoke: RequireDax=true on a non-DAX pool refuses to start (exit {p.returncode})")
+    return container_like(scratch)
+
+
+CONTAINER_SCRIPT = r"""
+set -e
+C=$1 PORT=$2
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount --bind "$C/pmem" "$C/pmem"
+mount --bind "$C/run-pmem" "$C/run-pmem"
+mount -o remount,bind,ro /
+if touch /.pmem-rw-test 2>/dev/null; then echo "root filesystem still writable"; exit 3; fi
+as_app() { setpriv --reuid 1654 --regid 1654 --clear-groups "$@"; }
+cd "$C/app"
+PmemService__PoolPath=$C/pmem PmemService__UnixSocketPath=$C/run-pmem/pmem.sock PmemService__UnixSocketMode=0660 \
+PmemService__TcpEndpoint=127.0.0.1:$PORT PmemService__RequireDax=false ASPNETCORE_HTTP_PORTS= \
+  setpriv --reuid 1654 --regid 1654 --clear-groups ./PmemService >/tmp/service.log 2>&1 &
+pid=$!
+trap 'kill -KILL $pid 2>/dev/null || true' EXIT
+ok=""
+for i in $(seq 1 120); do
+  if as_app ./PmemService health --address http://127.0.0.1:$PORT --service readiness >/tmp/health 2>&1; then ok=1; break; fi
+  sleep 0.5
+done
+[ -n "$ok" ] || { cat /tmp/health /tmp/service.log; exit 4; }
+cd "$C/client"
+export PMEM_ADDRESS=unix://$C/run-pmem/pmem.sock
+as_app ./pmemctl map ro --size 64KiB --create >/dev/null
+as_app ./pmemctl write ro@0 --text ro-ok >/dev/null
+as_app ./pmemctl read ro@0:5 --format text
+kill -TERM $pid
+wait $pid
+trap - EXIT
+"""
+
+
+def container_like(scratch: str) -> int:
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
+        print("skip smoke: container-like run needs root, unshare and setpriv")
+        return 0
+    # Outside /tmp, which becomes a fresh tmpfs inside the mount namespace.
+    c = tempfile.mkdtemp(prefix="pmem-ctr-", dir="/var/tmp")
+    try:
+        return _container_like(scratch, c)
+    finally:
+        shutil.rmtree(c, ignore_errors=True)
+
+
+def _container_like(scratch: str, c: str) -> int:
+    for d in ("pmem", "run-pmem"):
+        os.makedirs(os.path.join(c, d))
+        os.chown(os.path.join(c, d), 1654, 1654)
+        os.chmod(os.path.join(c, d), 0o770)
+    os.chmod(c, 0o755)
+    shutil.copytree(os.path.join(scratch, "out", "service"), os.path.join(c, "app"))
+    shutil.copytree(os.path.join(scratch, "out", "client"), os.path.join(c, "client"))
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", CONTAINER_SCRIPT, "ctr", c, str(free_port())],
+                       capture_output=True, text=True, timeout=180)
+    if p.returncode != 0 or p.stdout.strip() != "ro-ok":
+        print(f"FAIL smoke: container-like run (uid 1654, read-only /): exit {p.returncode}\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+        return 1
+    owner = os.stat(os.path.join(c, "pmem", "ro"))
+    print(f"ok   smoke: as UID 1654 on a read-only root filesystem (tmpfs /tmp) the service serves, pmemctl "
+          f"maps/writes/reads, SIGTERM exits 0; region file owned by {owner.st_uid}:{owner.st_gid}")
     return 0
 
 
