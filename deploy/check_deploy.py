@@ -481,10 +481,10 @@ def check_values_schema() -> None:
     report(f"helm: schema accepts {len(goods)} good and rejects {len(bads)} bad values overrides (deploy/testdata)", problems)
 
 
-def check_values_docs() -> None:
-    """helm-docs: every leaf value carries a '# --' comment (on itself or an ancestor)."""
+def values_doc_entries() -> list[dict]:
+    """values.yaml keys in order, with helm-docs '# --' descriptions (description on the key itself,
+    or inherited from a documented ancestor) and whether the key is a leaf."""
     lines = open(os.path.join(CHART, "values.yaml"), encoding="utf-8").read().splitlines()
-    problems = []
     stack: list[tuple[int, str, bool]] = []  # (indent, key, documented)
     comment_block: list[str] = []
     entries = []
@@ -503,18 +503,72 @@ def check_values_docs() -> None:
         indent = len(m.group(1))
         while stack and stack[-1][0] >= indent:
             stack.pop()
-        documented = any(c.startswith("# --") for c in comment_block)
+        desc, in_desc = [], False
+        for c in comment_block:
+            if c.startswith("# --"):
+                in_desc, desc = True, [c[4:].strip()]
+            elif in_desc:
+                desc.append(c[1:].strip())
         inherited = any(d for _, _, d in stack)
-        stack.append((indent, m.group(2), documented))
+        stack.append((indent, m.group(2), bool(desc)))
         rest = m.group(3).split(" #")[0].strip()
         nxt = next((l for l in lines[i + 1:] if l.strip() and not l.strip().startswith("#")), "")
         nxt_indent = len(nxt) - len(nxt.lstrip())
         leaf = bool(rest) or not (nxt_indent > indent or (nxt.strip().startswith("- ") and nxt_indent >= indent))
-        entries.append((".".join(k for _, k, _ in stack), leaf, documented or inherited))
+        entries.append({"path": ".".join(k for _, k, _ in stack), "leaf": leaf, "description": " ".join(desc),
+                        "inherited": inherited})
         comment_block = []
-    leaves = [e for e in entries if e[1]]
-    problems = [f"{path} has no '# --' description" for path, leaf, doc in leaves if not doc]
-    report(f"helm: values.yaml documents all {len(leaves)} values with helm-docs '# --' comments", problems)
+    return entries
+
+
+def render_chart_readme() -> str:
+    """helm/pmem-service/README.md: the chart's values table in helm-docs' layout, from values.yaml."""
+    chart = load_yaml(os.path.join(CHART, "Chart.yaml"))
+    values = load_yaml(os.path.join(CHART, "values.yaml"))
+
+    def lookup(path):
+        node = values
+        for k in path.split("."):
+            node = node[k]
+        return node
+    rows = []
+    for e in values_doc_entries():
+        if not e["description"]:
+            continue
+        v = lookup(e["path"])
+        typ = {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "object"}.get(type(v), "string")
+        default = json.dumps(v, separators=(",", ":")) if not isinstance(v, str) else json.dumps(v)
+        rows.append(f"| {e['path']} | {typ} | `{default}` | {e['description'].replace('|', '&#124;')} |")
+    return "\n".join([
+        f"# {chart['name']}",
+        "",
+        f"Version: {chart['version']} · Type: {chart['type']} · AppVersion: {chart['appVersion']}",
+        "",
+        " ".join(str(chart.get("description", "")).split()),
+        "",
+        f"Kubernetes: `{chart.get('kubeVersion', '')}`. Installation on PMEM nodes (fsdax namespace, `-o dax`, node",
+        "label, both modes, MAP_SYNC checks): `docs/deploy.md` in the repository. This file is generated",
+        "from the `# --` comments in values.yaml by `python3 deploy/check_deploy.py --write-chart-readme`",
+        "(deploy/check.sh fails when it is stale).",
+        "",
+        "## Values",
+        "",
+        "| Key | Type | Default | Description |",
+        "|-----|------|---------|-------------|",
+        *rows,
+        "",
+    ])
+
+
+def check_values_docs() -> None:
+    """helm-docs: every leaf value carries a '# --' comment (on itself or an ancestor); README current."""
+    entries = values_doc_entries()
+    leaves = [e for e in entries if e["leaf"]]
+    problems = [f"{e['path']} has no '# --' description" for e in leaves if not (e["description"] or e["inherited"])]
+    readme = os.path.join(CHART, "README.md")
+    if not os.path.exists(readme) or open(readme, encoding="utf-8").read() != render_chart_readme():
+        problems.append("helm/pmem-service/README.md is stale: python3 deploy/check_deploy.py --write-chart-readme")
+    report(f"helm: values.yaml documents all {len(leaves)} values with helm-docs '# --' comments; chart README current", problems)
 
 
 ACTION_RX = re.compile(r"\{\{(.*?)\}\}", re.S)
@@ -999,4 +1053,9 @@ def main(root: str | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--write-chart-readme"]:
+        with open(os.path.join(CHART, "README.md"), "w", encoding="utf-8") as f:
+            f.write(render_chart_readme())
+        print(f"wrote {rel(os.path.join(CHART, 'README.md'))}")
+        sys.exit(0)
     sys.exit(main())

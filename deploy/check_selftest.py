@@ -38,6 +38,7 @@ DEFECTS = [
     (SCHEMA, '"enum": [\n        "sidecarExample",\n        "daemonset"\n      ]',
      '"enum": [\n        "sidecarExample",\n        "daemonset",\n        "sidecar"\n      ]', "bad values overrides"),
     (VALUES, "  # -- Image pull policy.\n", "", "helm-docs"),
+    (VALUES, "# -- Service image repository.", "# -- The service image repository.", "chart README current"),
     (f"{TPL}/_helpers.tpl", "value: {{ $v.config.requireDax | quote }}", "value: {{ $v.config.requiredax | quote }}", ".Values paths"),
     (f"{TPL}/service.yaml", "{{- end }}\nspec:", "spec:", "close every"),
     (f"{TPL}/service.yaml", "name: {{ include \"pmem-service.fullname\" . }}", "name: {{ include \"pmem-service.fullname\" . }", "balance"),
