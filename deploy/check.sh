@@ -5,6 +5,7 @@
 # it needs docker-compose (1.29, Debian), yamllint, python3-yaml and python3-jsonschema, which
 # .ci/run installs (apt-get install docker-compose yamllint python3-yaml python3-jsonschema).
 set -uo pipefail
+export PYTHONDONTWRITEBYTECODE=1
 cd "$(dirname "$0")/.."
 
 failures=0

@@ -31,6 +31,7 @@ import time
 
 import yaml
 
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check_deploy as cd  # noqa: E402
 
