@@ -58,11 +58,62 @@ public sealed unsafe partial class Pmem2Map : IDisposable
         ArgumentNullException.ThrowIfNull(source);
         PlatformGuard.EnsureSupported();
 
+        var rsv = config.VmReservation;
+        if (rsv is null)
+        {
+            return CreateUnlocked(config, source, null);
+        }
+
+        // The reservation stays locked from the "is the region free" check until the map is recorded
+        // in it, so two concurrent maps cannot both claim (and MAP_FIXED over) the same range.
+        lock (rsv.SyncRoot)
+        {
+            return CreateUnlocked(config, source, rsv);
+        }
+    }
+
+    /// <summary>
+    /// pmem2_map_from_existing: wraps a mapping the caller made (and keeps owning: disposing the map
+    /// only unregisters it). The granularity is trusted, as in libpmem2; the range is registered
+    /// process-wide and MAP_EXISTS is thrown when it overlaps a registered map.
+    /// </summary>
+    public static Pmem2Map FromExisting(Pmem2Source source, nint address, ulong length, Pmem2Granularity granularity)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        PlatformGuard.EnsureSupported();
+        source.ThrowIfDisposed();
+        if (granularity is not (Pmem2Granularity.Byte or Pmem2Granularity.CacheLine or Pmem2Granularity.Page))
+        {
+            Errors.Throw(Pmem2ErrorCode.GranularityNotSupported, $"unknown granularity value {(int)granularity}");
+        }
+
+        if (address == 0 || length == 0 || length > (ulong)nint.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(length), "the existing mapping must have a non-null address and a positive length");
+        }
+
+        var mapping = new Mapper.Mapping(address, (nuint)length, 0, false, granularity);
+        var handle = new Pmem2MappingHandle();
+        try
+        {
+            handle.Attach(address, (nuint)length, 0, reservation: null, ownsMapping: false);
+        }
+        catch
+        {
+            handle.SetHandleAsInvalid();
+            throw;
+        }
+
+        return new Pmem2Map(handle, mapping, source);
+    }
+
+    private static Pmem2Map CreateUnlocked(Pmem2Config config, Pmem2Source source, Pmem2VmReservation? rsv)
+    {
         var mapping = Mapper.Map(config, source);
         var handle = new Pmem2MappingHandle();
         try
         {
-            handle.Attach(mapping.Address, mapping.ContentLength, mapping.ReservedLength);
+            handle.Attach(mapping.Address, mapping.ContentLength, mapping.ReservedLength, rsv);
         }
         catch
         {
@@ -70,7 +121,9 @@ public sealed unsafe partial class Pmem2Map : IDisposable
             throw;
         }
 
-        return new Pmem2Map(handle, mapping, source);
+        var map = new Pmem2Map(handle, mapping, source);
+        rsv?.AddLocked(config.VmReservationOffset, map);
+        return map;
     }
 
     /// <summary>pmem2_map_get_address.</summary>
