@@ -25,10 +25,17 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     private readonly Pmem2SourceType _sourceType;
     private readonly ulong _deviceNumber;
     private readonly MemFlusher _flusher;
+    private readonly bool _readable;
+    private readonly bool _writable;
     private int _disposed;
 
-    private Pmem2Map(Pmem2MappingHandle handle, Mapper.Mapping mapping, Pmem2Source source)
+    private Pmem2Map(Pmem2MappingHandle handle, Mapper.Mapping mapping, Pmem2Source source, Pmem2Protection protection)
     {
+        // On x86-64 any of PROT_READ / PROT_WRITE / PROT_EXEC makes a page readable; only PROT_WRITE
+        // makes it writable. A store to a read-only page, or a load or cache-line flush of a PROT_NONE
+        // page, is a SIGSEGV that .NET cannot survive, so such calls are refused up front.
+        _readable = protection != Pmem2Protection.None;
+        _writable = (protection & Pmem2Protection.Write) != 0;
         _handle = handle;
         _address = (byte*)mapping.Address;
         _size = mapping.ContentLength;
@@ -104,7 +111,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
             throw;
         }
 
-        return new Pmem2Map(handle, mapping, source);
+        return new Pmem2Map(handle, mapping, source, Pmem2Protection.Read | Pmem2Protection.Write);
     }
 
     private static Pmem2Map CreateUnlocked(Pmem2Config config, Pmem2Source source, Pmem2VmReservation? rsv)
@@ -121,7 +128,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
             throw;
         }
 
-        var map = new Pmem2Map(handle, mapping, source);
+        var map = new Pmem2Map(handle, mapping, source, config.Protection);
         rsv?.AddLocked(config.VmReservationOffset, map);
         return map;
     }
@@ -172,6 +179,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void Read(ulong offset, Span<byte> destination)
     {
         CheckRange(offset, (ulong)destination.Length);
+        RequireAccess(write: false);
         var added = false;
         try
         {
@@ -188,6 +196,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void Memcpy(ulong offset, ReadOnlySpan<byte> source, Pmem2MemFlags flags = Pmem2MemFlags.None)
     {
         CheckRange(offset, (ulong)source.Length);
+        RequireAccess(write: true);
         var added = false;
         try
         {
@@ -208,6 +217,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     {
         CheckRange(destinationOffset, length);
         CheckRange(sourceOffset, length);
+        RequireAccess(write: true);
         var added = false;
         try
         {
@@ -224,6 +234,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void Memset(ulong offset, byte value, ulong length, Pmem2MemFlags flags = Pmem2MemFlags.None)
     {
         CheckRange(offset, length);
+        RequireAccess(write: true);
         var added = false;
         try
         {
@@ -240,6 +251,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void Persist(ulong offset, ulong length)
     {
         CheckRange(offset, length);
+        RequireFlushable();
         var added = false;
         try
         {
@@ -256,6 +268,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void Flush(ulong offset, ulong length)
     {
         CheckRange(offset, length);
+        RequireFlushable();
         var added = false;
         try
         {
@@ -279,6 +292,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     /// wraps like a pointer, so an offset of 2^64 - n addresses n bytes before the map).</summary>
     public void DeepFlush(ulong offset, ulong length)
     {
+        RequireFlushable();
         var added = false;
         try
         {
@@ -299,6 +313,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void CopyNonTemporalDeferred(ulong offset, ReadOnlySpan<byte> source)
     {
         CheckRange(offset, (ulong)source.Length);
+        RequireAccess(write: true);
         var added = false;
         try
         {
@@ -319,6 +334,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void CompleteDeferred(ulong offset, ulong length)
     {
         CheckRange(offset, length);
+        RequireFlushable();
         var added = false;
         try
         {
@@ -355,6 +371,28 @@ public sealed unsafe partial class Pmem2Map : IDisposable
 
     private void ThrowOutOfRange(ulong offset, ulong length) =>
         throw new ArgumentOutOfRangeException(nameof(offset), $"[{offset}, {offset}+{length}) is outside the {_size}-byte mapping.");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RequireAccess(bool write)
+    {
+        if (write ? !_writable : !_readable)
+        {
+            ThrowNoAccess(write ? "written (no Pmem2Protection.Write)" : "read (Pmem2Protection.None)");
+        }
+    }
+
+    /// <summary>CPU cache-line flushes fault on PROT_NONE pages (they count as loads); msync does not.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RequireFlushable()
+    {
+        if (!_readable && _granularity != Pmem2Granularity.Page)
+        {
+            ThrowNoAccess("flushed by the CPU (Pmem2Protection.None)");
+        }
+    }
+
+    private static void ThrowNoAccess(string what) =>
+        throw new UnauthorizedAccessException($"The mapping's protection does not allow it to be {what}.");
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void AddRef(ref bool added)

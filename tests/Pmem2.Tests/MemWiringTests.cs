@@ -178,6 +178,37 @@ public class ProtectionTests
     }
 
     [Fact]
+    public void AccessTheProtectionForbidsIsRefusedNotCrashed()
+    {
+        using var file = new TempFile(64 * 1024);
+        using var src = file.OpenSource();
+        var cfg = T.Config();
+        cfg.Protection = Pmem2Protection.Read;
+        using (var ro = Pmem2Map.Create(cfg, src))
+        {
+            Assert.Throws<UnauthorizedAccessException>(() => ro.Memcpy(0, "x"u8));
+            Assert.Throws<UnauthorizedAccessException>(() => ro.Memset(0, 1, 1));
+            Assert.Throws<UnauthorizedAccessException>(() => ro.Memmove(0, 1, 1));
+            Assert.Throws<UnauthorizedAccessException>(() => ro.CopyNonTemporalDeferred(0, "x"u8));
+            ro.Read(0, new byte[4]);
+            ro.Persist(0, 4096);
+        }
+
+        cfg.Protection = Pmem2Protection.None;
+        using (var none = Pmem2Map.Create(cfg, src))
+        {
+            Assert.Throws<UnauthorizedAccessException>(() => none.Read(0, new byte[1]));
+            none.Persist(0, 4096); // PAGE: msync of a PROT_NONE range is harmless
+        }
+
+        using var platform = T.Platform(mapSync: true, eadr: false);
+        using var cl = Pmem2Map.Create(cfg, src);
+        Assert.Equal(Pmem2Granularity.CacheLine, cl.StoreGranularity);
+        Assert.Throws<UnauthorizedAccessException>(() => cl.Persist(0, 64)); // clwb of a PROT_NONE line faults
+        Assert.Throws<UnauthorizedAccessException>(() => cl.Flush(0, 64));
+    }
+
+    [Fact]
     public void ReadOnlyDescriptorWithReadProtectionMapsShared()
     {
         using var file = new TempFile(64 * 1024);
