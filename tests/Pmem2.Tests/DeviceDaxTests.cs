@@ -98,6 +98,16 @@ public sealed class DeviceDaxTests : IDisposable
 public class MsyncFallbackTests
 {
     [Fact]
+    public void MsyncFailureIsAnExceptionNotAnAbort()
+    {
+        // Nothing can ever be mapped at 0x1000 (below vm.mmap_min_addr): msync fails with ENOMEM.
+        // libpmem2 would abort() the process here; we throw.
+        var e = T.Fails((Pmem2ErrorCode)(-12), () => CpuFlush.MsyncFallback(0x1000, 4096));
+        Assert.Equal("msync: Cannot allocate memory", e.Message);
+        Assert.Equal(12, e.Errno);
+    }
+
+    [Fact]
     public void FallbackFlushWritesBackTheDirtyPages()
     {
         using var file = new TempFile(1 << 20);
