@@ -90,6 +90,12 @@ internal static class Raw
             return "0";
         }
 
+        const ulong Two63 = 1UL << 63;
+        if (v >= Two63 - 8192 && v <= Two63 + 8192)
+        {
+            return v == Two63 - 1 ? "INT64_MAX" : v >= Two63 ? $"INT64_MAX+{v - Two63 + 1}" : $"INT64_MAX-{Two63 - 1 - v}";
+        }
+
         string[] units = ["", "KiB", "MiB", "GiB"];
         for (var i = units.Length - 1; i > 0; i--)
         {
