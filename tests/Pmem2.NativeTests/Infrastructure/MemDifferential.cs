@@ -95,7 +95,7 @@ internal static class MemDifferential
         return result;
     }
 
-    private static byte[] RunMode(MemMode mode, string nativePath, string oursPath, List<MemCase> cases, byte[] initial, MemResult result)
+    private static byte[] RunMode(MemMode mode, string nativePath, string oursPath, IReadOnlyList<MemCase> cases, byte[] initial, MemResult result)
     {
         using var nativeHandle = File.OpenHandle(nativePath, FileMode.Open, FileAccess.ReadWrite);
         using var oursHandle = File.OpenHandle(oursPath, FileMode.Open, FileAccess.ReadWrite);
@@ -159,7 +159,7 @@ internal static class MemDifferential
         }
     }
 
-    private static void RunCases(MemMode mode, List<MemCase> cases, ModelSide model, NativeSideMem native, OursSideMem? ours, List<string> nativeErrors, MemResult result)
+    internal static void RunCases(MemMode mode, IEnumerable<MemCase> cases, ModelSide model, NativeSideMem native, IMemSide? ours, List<string> nativeErrors, MemResult result)
     {
         var bufModel = new byte[64 << 10];
         var bufNative = new byte[64 << 10];
