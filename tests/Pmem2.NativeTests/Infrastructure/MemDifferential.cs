@@ -6,7 +6,7 @@ namespace Pmem2.NativeTests.Infrastructure;
 /// <summary>The outcome of one mem differential run.</summary>
 internal sealed class MemResult
 {
-    /// <summary>Differences between ours and native / the model (bugs in ours).</summary>
+    /// <summary>Differences between ours and native (bugs in ours).</summary>
     public List<string> Mismatches { get; } = [];
 
     /// <summary>Differences between native and the model (a bug in the test, or in native libpmem2).</summary>
@@ -35,15 +35,16 @@ internal sealed record MemMode(string Name, string? Force, int Requested, int Ex
 }
 
 /// <summary>
-/// Runs the mem cases through native libpmem2 on one file and through ours on another file with the
-/// same initial contents (and through a byte-array model), comparing the touched windows after every
-/// case and both whole files (read back with pread) at the end of each granularity.
+/// Runs the mem cases through native libpmem2 on one file and through ours on two more files with the
+/// same initial contents (ours' public Pmem2Map API on one, its internal Raw entry points on the other),
+/// and through a byte-array model, comparing the touched windows after every case and the whole files
+/// (read back with pread) at the end of each granularity.
 /// </summary>
 internal static class MemDifferential
 {
     private const int MaxOursExceptionsPerMode = 10;
 
-    public static MemResult Run(string directory, bool portedOnly, IReadOnlyList<MemMode> modes)
+    public static MemResult Run(string directory, bool portedOnly, IReadOnlyList<MemMode> modes, bool includeRaw = true)
     {
         var result = new MemResult { OursEngine = Pmem2Platform.CopyEngine };
         var cases = MemCases.All(portedOnly).ToList();
@@ -52,15 +53,20 @@ internal static class MemDifferential
         {
             result.Modes.Add(mode.Name);
             var nativePath = Path.Combine(directory, $"mem-native-{Guid.NewGuid():N}");
-            var oursPath = Path.Combine(directory, $"mem-ours-{Guid.NewGuid():N}");
+            var oursPaths = includeRaw
+                ? new[] { Path.Combine(directory, $"mem-ours-{Guid.NewGuid():N}"), Path.Combine(directory, $"mem-ours-raw-{Guid.NewGuid():N}") }
+                : [Path.Combine(directory, $"mem-ours-{Guid.NewGuid():N}")];
             try
             {
-                File.WriteAllBytes(nativePath, initial);
-                File.WriteAllBytes(oursPath, initial);
+                foreach (var p in oursPaths.Prepend(nativePath))
+                {
+                    WriteDurably(p, initial);
+                }
+
                 byte[] model;
                 using (ForceGranularity.Set(mode.Force))
                 {
-                    model = RunMode(mode, nativePath, oursPath, cases, (byte[])initial.Clone(), result);
+                    model = RunMode(mode, nativePath, oursPaths, cases, (byte[])initial.Clone(), result);
                 }
 
                 if (model.Length == 0)
@@ -69,36 +75,43 @@ internal static class MemDifferential
                 }
 
                 var nativeFile = File.ReadAllBytes(nativePath);
-                var oursFile = File.ReadAllBytes(oursPath);
                 result.FileBytesCompared += nativeFile.Length;
                 if (FirstDifference(nativeFile, model) is { } nd)
                 {
                     result.OracleDisagreements.Add($"[{mode.Name}] native file differs from the model: {Describe(nativeFile, model, nd, "native", "model")}");
                 }
 
-                if (oursFile.Length != nativeFile.Length)
+                for (var i = 0; i < oursPaths.Length; i++)
                 {
-                    result.Mismatches.Add($"[{mode.Name}] file length: native {nativeFile.Length}, ours {oursFile.Length}");
-                }
-                else if (FirstDifference(oursFile, nativeFile) is { } od)
-                {
-                    result.Mismatches.Add($"[{mode.Name}] files differ after all cases (read back with pread): {Describe(oursFile, nativeFile, od, "ours", "native")}");
+                    var oursFile = File.ReadAllBytes(oursPaths[i]);
+                    result.FileBytesCompared += oursFile.Length;
+                    var name = i == 0 ? "ours" : "ours-raw";
+                    if (oursFile.Length != nativeFile.Length)
+                    {
+                        result.Mismatches.Add($"[{mode.Name}] file length: native {nativeFile.Length}, {name} {oursFile.Length}");
+                    }
+                    else if (FirstDifference(oursFile, nativeFile) is { } od)
+                    {
+                        result.Mismatches.Add($"[{mode.Name}] {name} file differs from native after all cases (read back with pread): {Describe(oursFile, nativeFile, od, name, "native")}");
+                    }
                 }
             }
             finally
             {
                 File.Delete(nativePath);
-                File.Delete(oursPath);
+                foreach (var p in oursPaths)
+                {
+                    File.Delete(p);
+                }
             }
         }
 
         return result;
     }
 
-    private static byte[] RunMode(MemMode mode, string nativePath, string oursPath, IReadOnlyList<MemCase> cases, byte[] initial, MemResult result)
+    private static byte[] RunMode(MemMode mode, string nativePath, string[] oursPaths, IReadOnlyList<MemCase> cases, byte[] initial, MemResult result)
     {
         using var nativeHandle = File.OpenHandle(nativePath, FileMode.Open, FileAccess.ReadWrite);
-        using var oursHandle = File.OpenHandle(oursPath, FileMode.Open, FileAccess.ReadWrite);
         var rc = NativeMap.TryCreate((int)nativeHandle.DangerousGetHandle(), mode.Requested, 0, 0, Raw.Shared, Raw.RW, out var nativeMap);
         if (rc != 0)
         {
@@ -106,6 +119,9 @@ internal static class MemDifferential
             return [];
         }
 
+        var handles = new List<Microsoft.Win32.SafeHandles.SafeFileHandle>();
+        var sources = new List<Pmem2Source>();
+        var maps = new List<Pmem2Map>();
         using (nativeMap)
         {
             if (nativeMap!.Granularity != mode.Expected)
@@ -113,57 +129,69 @@ internal static class MemDifferential
                 result.OracleDisagreements.Add($"[{mode.Name}] native granularity is {Raw.Granularity(nativeMap.Granularity)}");
             }
 
-            Pmem2Source? source = null;
-            Pmem2Map? map = null;
             try
             {
-                source = Pmem2Source.FromHandle(oursHandle);
-                map = Pmem2Map.Create(new Pmem2Config { RequiredStoreGranularity = (Pmem2Granularity)mode.Requested }, source);
+                foreach (var path in oursPaths)
+                {
+                    var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+                    handles.Add(handle);
+                    var source = Pmem2Source.FromHandle(handle);
+                    sources.Add(source);
+                    maps.Add(Pmem2Map.Create(new Pmem2Config { RequiredStoreGranularity = (Pmem2Granularity)mode.Requested }, source));
+                }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // Still run native against the model, so that the cases themselves stay verified.
                 result.Mismatches.Add($"[{mode.Name}] ours could not map the file: {e.GetType().Name}: {e.Message}");
-                map = null;
             }
 
             try
             {
-                if (map is not null && (int)map.StoreGranularity != nativeMap.Granularity)
+                var errors = new List<string>();
+                var oursSides = new List<IMemSide>();
+                if (maps.Count == oursPaths.Length)
                 {
-                    result.Mismatches.Add($"[{mode.Name}] effective granularity: native {Raw.Granularity(nativeMap.Granularity)}, ours {map.StoreGranularity}");
+                    foreach (var map in maps.Where(m => (int)m.StoreGranularity != nativeMap.Granularity))
+                    {
+                        result.Mismatches.Add($"[{mode.Name}] effective granularity: native {Raw.Granularity(nativeMap.Granularity)}, ours {map.StoreGranularity}");
+                    }
+
+                    oursSides.Add(new OursSideMem(maps[0]));
+                    if (maps.Count > 1)
+                    {
+                        oursSides.Add(new OursRawSideMem(maps[1], errors));
+                    }
                 }
 
-                var errors = new List<string>();
                 var modelSide = new ModelSide(initial);
                 var nativeSide = new NativeSideMem(nativeMap, errors);
-                var oursSide = map is null ? null : new OursSideMem(map);
-                RunCases(mode, cases, modelSide, nativeSide, oursSide, errors, result);
+                RunCases(mode, cases, modelSide, nativeSide, oursSides, errors, result);
                 nativeSide.Persist(0, MemCases.FileSize);
                 nativeSide.Drain();
-                oursSide?.Persist(0, MemCases.FileSize);
-                oursSide?.Drain();
+                foreach (var side in oursSides)
+                {
+                    side.Persist(0, MemCases.FileSize);
+                    side.Drain();
+                }
+
                 return modelSide.Bytes;
             }
             finally
             {
-                map?.Dispose();
-                try
-                {
-                    source?.Dispose();
-                }
-                catch (NotImplementedException)
-                {
-                }
+                maps.ForEach(m => m.Dispose());
+                sources.ForEach(s => s.Dispose());
+                handles.ForEach(h => h.Dispose());
             }
         }
     }
 
-    internal static void RunCases(MemMode mode, IEnumerable<MemCase> cases, ModelSide model, NativeSideMem native, IMemSide? ours, List<string> nativeErrors, MemResult result)
+    /// <summary>Applies every case to the model, native and each of ours in lockstep and compares at each CheckOp.</summary>
+    internal static void RunCases(MemMode mode, IEnumerable<MemCase> cases, ModelSide model, NativeSideMem native, IReadOnlyList<IMemSide> ours, List<string> errors, MemResult result)
     {
-        var bufModel = new byte[64 << 10];
-        var bufNative = new byte[64 << 10];
-        var bufOurs = new byte[64 << 10];
+        var bufModel = new byte[128 << 10];
+        var bufNative = new byte[128 << 10];
+        var bufOurs = new byte[128 << 10];
         var oursExceptions = 0;
         foreach (var c in cases)
         {
@@ -181,18 +209,15 @@ internal static class MemDifferential
                         result.OracleDisagreements.Add($"[{mode.Name}] {c.Name}: native differs from the model at file offset {check.Off + (ulong)nd}: {Describe(bufNative.AsSpan(0, len), bufModel.AsSpan(0, len), nd, "native", "model")}");
                     }
 
-                    if (ours is null)
+                    foreach (var side in ours)
                     {
-                        continue;
-                    }
-
-                    ours.Read(check.Off, bufOurs, len);
-
-                    if (FirstDifference(bufOurs.AsSpan(0, len), bufNative.AsSpan(0, len)) is { } od)
-                    {
-                        result.Mismatches.Add($"[{mode.Name}] engine {result.OursEngine}: {c.Name}: ours differs from native at file offset {check.Off + (ulong)od}: {Describe(bufOurs.AsSpan(0, len), bufNative.AsSpan(0, len), od, "ours", "native")}");
-                        // Resynchronise ours with native so that one bug does not cascade into every later case.
-                        ours.Write(check.Off, bufNative.AsSpan(0, len).ToArray());
+                        side.Read(check.Off, bufOurs, len);
+                        if (FirstDifference(bufOurs.AsSpan(0, len), bufNative.AsSpan(0, len)) is { } od)
+                        {
+                            result.Mismatches.Add($"[{mode.Name}] engine {result.OursEngine}: {c.Name}: {side.Name} differs from native at file offset {check.Off + (ulong)od}: {Describe(bufOurs.AsSpan(0, len), bufNative.AsSpan(0, len), od, side.Name, "native")}");
+                            // Resynchronise with native so that one bug does not cascade into every later case.
+                            side.Write(check.Off, bufNative.AsSpan(0, len).ToArray());
+                        }
                     }
 
                     continue;
@@ -201,32 +226,43 @@ internal static class MemDifferential
                 result.Operations++;
                 op.Apply(model);
                 op.Apply(native);
-                if (ours is null)
+                foreach (var side in ours)
                 {
-                    continue;
-                }
-
-                try
-                {
-                    op.Apply(ours);
-                }
-                catch (Exception e) when (e is not OutOfMemoryException)
-                {
-                    result.Mismatches.Add($"[{mode.Name}] {c.Name}: ours threw at {MemCases.Describe(op)}: {e.GetType().Name}: {e.Message}");
-                    if (++oursExceptions >= MaxOursExceptionsPerMode)
+                    try
                     {
-                        result.Mismatches.Add($"[{mode.Name}] stopped after {oursExceptions} exceptions from ours");
-                        return;
+                        op.Apply(side);
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        result.Mismatches.Add($"[{mode.Name}] {c.Name}: {side.Name} threw at {MemCases.Describe(op)}: {e.GetType().Name}: {e.Message}");
+                        if (++oursExceptions >= MaxOursExceptionsPerMode)
+                        {
+                            result.Mismatches.Add($"[{mode.Name}] stopped after {oursExceptions} exceptions from ours");
+                            return;
+                        }
                     }
                 }
             }
 
-            if (nativeErrors.Count > 0)
+            if (errors.Count > 0)
             {
-                result.OracleDisagreements.AddRange(nativeErrors.Select(e => $"[{mode.Name}] {c.Name}: {e}"));
-                nativeErrors.Clear();
+                foreach (var e in errors)
+                {
+                    (e.StartsWith("native", StringComparison.Ordinal) ? result.OracleDisagreements : result.Mismatches).Add($"[{mode.Name}] {c.Name}: {e}");
+                }
+
+                errors.Clear();
             }
         }
+    }
+
+    /// <summary>Writes the initial contents and fsyncs them, so that the first msync of a case does not
+    /// have to write back the whole file.</summary>
+    private static void WriteDurably(string path, byte[] contents)
+    {
+        using var fs = new FileStream(path, FileMode.Create, FileAccess.Write);
+        fs.Write(contents);
+        fs.Flush(flushToDisk: true);
     }
 
     private static int? FirstDifference(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)

@@ -42,6 +42,13 @@ internal sealed record CopyInOp(ulong Dst, byte[] Data, Pmem2MemFlags Flags) : M
     public override string ToString() => $"CopyInOp {{ Dst = {Dst}, Len = {Data.Length}, Flags = {Flags} }}";
 }
 
+internal sealed record CopyInDeferredOp(ulong Dst, byte[] Data) : MemOp
+{
+    public override void Apply(IMemSide side) => side.CopyInDeferred(Dst, Data);
+
+    public override string ToString() => $"CopyInDeferredOp {{ Dst = {Dst}, Len = {Data.Length} }}";
+}
+
 internal sealed record MemmoveOp(ulong Dst, ulong Src, ulong Len, Pmem2MemFlags Flags) : MemOp
 {
     public override void Apply(IMemSide side) => side.Memmove(Dst, Src, Len, Flags);
@@ -95,19 +102,44 @@ internal static class MemCases
 
     public static string FlagName(Pmem2MemFlags f) => f == Pmem2MemFlags.None ? "0" : f.ToString().Replace(", ", "|", StringComparison.Ordinal);
 
-    /// <summary>All cases; <paramref name="portedOnly"/> keeps only pmem2_memcpy and pmem2_memset (the on-disk run).</summary>
+    /// <summary>The flag sets of the on-disk PAGE run (each PAGE copy msyncs, some milliseconds on ext4).</summary>
+    public static readonly Pmem2MemFlags[] OnDiskFlagSets = [FlagSets[0], FlagSets[2], FlagSets[3], FlagSets[8], FlagSets[9]];
+
+    /// <summary>All cases; <paramref name="portedOnly"/> keeps pmem2_memcpy and pmem2_memset with <see cref="OnDiskFlagSets"/> (the on-disk run).</summary>
     public static IEnumerable<MemCase> All(bool portedOnly = false) =>
-        portedOnly ? Memcpy().Concat(Memset()) : Memcpy().Concat(Memmove()).Concat(Memset()).Concat(Movnt()).Concat(MovntAlign());
+        portedOnly ? Memcpy(OnDiskFlagSets).Concat(Memset(OnDiskFlagSets)) : Memcpy().Concat(Memmove()).Concat(Memset()).Concat(Movnt()).Concat(MovntAlign()).Concat(Deferred());
+
+    /// <summary>
+    /// Ours' extension CopyNonTemporalDeferred + CompleteDeferred against native memcpy(NONTEMPORAL|NODRAIN)
+    /// followed by its drain (msync on PAGE): the movnt sizes at three destination alignments.
+    /// </summary>
+    public static IEnumerable<MemCase> Deferred()
+    {
+        const ulong dstBase = (3 * (FileSize / 4)) + (64 << 10);
+        foreach (var size in MovntSizes.Concat([8192UL, 65536UL + 13]))
+        {
+            var data = Pattern(size, (int)size + 7);
+            foreach (var dstOff in new ulong[] { 0, 1, 63 })
+            {
+                yield return new MemCase($"deferred NT copy size={size} dst={dstBase + dstOff}",
+                [
+                    new FillOp(dstBase, size + 128, 0xEE),
+                    new CopyInDeferredOp(dstBase + dstOff, data),
+                    new CheckOp(dstBase, size + 128),
+                ]);
+            }
+        }
+    }
 
     /// <summary>pmem2_memcpy TESTS.py cases (dest_off, src_off, 4096), both directions, every flag set.</summary>
-    public static IEnumerable<MemCase> Memcpy()
+    public static IEnumerable<MemCase> Memcpy(Pmem2MemFlags[]? flagSets = null)
     {
         const ulong bytes = 4096;
         foreach (var (doff, soff) in new (ulong, ulong)[] { (0, 0), (7, 0), (7, 9), (0, 9) })
         {
             foreach (var (dest, src) in new (ulong, ulong)[] { (0, FileSize / 2), (FileSize / 2, 0) })
             {
-                foreach (var f in FlagSets)
+                foreach (var f in flagSets ?? FlagSets)
                 {
                     var ops = new List<MemOp>
                     {
@@ -169,11 +201,11 @@ internal static class MemCases
     }
 
     /// <summary>pmem2_memset TESTS.py cases (offset, length): (0, 8) and (13, 4096).</summary>
-    public static IEnumerable<MemCase> Memset()
+    public static IEnumerable<MemCase> Memset(Pmem2MemFlags[]? flagSets = null)
     {
         foreach (var (off, bytes) in new (ulong, ulong)[] { (0, 8), (13, 4096) })
         {
-            foreach (var f in FlagSets)
+            foreach (var f in flagSets ?? FlagSets)
             {
                 var ops = new List<MemOp>
                 {

@@ -28,6 +28,12 @@ internal interface IMemSide
 
     void Memset(ulong dst, byte value, ulong len, Pmem2MemFlags flags);
 
+    /// <summary>
+    /// A deferred non-temporal copy made persistent afterwards: ours' CopyNonTemporalDeferred +
+    /// CompleteDeferred; native's memcpy(NONTEMPORAL|NODRAIN) then drain (msync on PAGE).
+    /// </summary>
+    void CopyInDeferred(ulong dst, byte[] data);
+
     void Read(ulong off, byte[] destination, int length);
 }
 
@@ -57,6 +63,8 @@ internal sealed class ModelSide(byte[] bytes) : IMemSide
     public void Memmove(ulong dst, ulong src, ulong len, Pmem2MemFlags flags) => Array.Copy(Bytes, (long)src, Bytes, (long)dst, (long)len);
 
     public void Memset(ulong dst, byte value, ulong len, Pmem2MemFlags flags) => Fill(dst, len, value);
+
+    public void CopyInDeferred(ulong dst, byte[] data) => data.CopyTo(Bytes, (int)dst);
 
     public void Read(ulong off, byte[] destination, int length) => Array.Copy(Bytes, (long)off, destination, 0, length);
 }
@@ -110,6 +118,19 @@ internal sealed class NativeSideMem(NativeMap map, List<string> errors) : IMemSi
     public void Memset(ulong dst, byte value, ulong len, Pmem2MemFlags flags) =>
         CheckReturn("memset", Map.Memset(Map.Address + (nint)dst, value, (nuint)len, (uint)flags), dst);
 
+    public void CopyInDeferred(ulong dst, byte[] data)
+    {
+        CopyIn(dst, data, Pmem2MemFlags.NonTemporal | Pmem2MemFlags.NoDrain);
+        if (Map.Granularity == Raw.Page)
+        {
+            Persist(dst, (ulong)data.Length);
+        }
+        else
+        {
+            Drain();
+        }
+    }
+
     public void Read(ulong off, byte[] destination, int length) => Marshal.Copy(Map.Address + (nint)off, destination, 0, length);
 
     private void CheckReturn(string what, nint returned, ulong dst)
@@ -144,5 +165,76 @@ internal sealed class OursSideMem(Pmem2Map map) : IMemSide
 
     public void Memset(ulong dst, byte value, ulong len, Pmem2MemFlags flags) => Map.Memset(dst, value, len, flags);
 
+    public void CopyInDeferred(ulong dst, byte[] data)
+    {
+        Map.CopyNonTemporalDeferred(dst, data);
+        Map.CompleteDeferred(dst, (ulong)data.Length);
+    }
+
     public void Read(ulong off, byte[] destination, int length) => Map.Read(off, destination.AsSpan(0, length));
+}
+
+/// <summary>
+/// Ours through the internal pointer-free Raw entry points the benchmarks use (no bounds checks, no
+/// handle reference); checks that each copy returns its destination like libpmem2's functions.
+/// </summary>
+internal sealed class OursRawSideMem(Pmem2Map map, List<string> errors) : IMemSide
+{
+    public string Name => "ours-raw";
+
+    public Pmem2Map Map { get; } = map;
+
+    public void Fill(ulong off, ulong len, byte value) => Map.GetSpan().Slice((int)off, (int)len).Fill(value);
+
+    public void Write(ulong off, byte[] data) => data.CopyTo(Map.GetSpan().Slice((int)off));
+
+    public void Persist(ulong off, ulong len) => Map.PersistRaw(Map.Address + (nint)off, (nuint)len);
+
+    public void Drain() => Map.Drain();
+
+    public void Memcpy(ulong dst, ulong src, ulong len, Pmem2MemFlags flags) =>
+        CheckReturn("MemcpyRaw", Map.MemcpyRaw(Map.Address + (nint)dst, Map.Address + (nint)src, (nuint)len, flags), dst);
+
+    public void CopyIn(ulong dst, byte[] data, Pmem2MemFlags flags)
+    {
+        var pin = GCHandle.Alloc(data, GCHandleType.Pinned);
+        try
+        {
+            CheckReturn("MemcpyRaw", Map.MemcpyRaw(Map.Address + (nint)dst, pin.AddrOfPinnedObject(), (nuint)data.Length, flags), dst);
+        }
+        finally
+        {
+            pin.Free();
+        }
+    }
+
+    public void Memmove(ulong dst, ulong src, ulong len, Pmem2MemFlags flags) =>
+        CheckReturn("MemmoveRaw", Map.MemmoveRaw(Map.Address + (nint)dst, Map.Address + (nint)src, (nuint)len, flags), dst);
+
+    public void Memset(ulong dst, byte value, ulong len, Pmem2MemFlags flags) =>
+        CheckReturn("MemsetRaw", Map.MemsetRaw(Map.Address + (nint)dst, value, (nuint)len, flags), dst);
+
+    public void CopyInDeferred(ulong dst, byte[] data)
+    {
+        var pin = GCHandle.Alloc(data, GCHandleType.Pinned);
+        try
+        {
+            Map.CopyNonTemporalDeferredRaw(Map.Address + (nint)dst, pin.AddrOfPinnedObject(), (nuint)data.Length);
+            Map.CompleteDeferredRaw(Map.Address + (nint)dst, (nuint)data.Length);
+        }
+        finally
+        {
+            pin.Free();
+        }
+    }
+
+    public void Read(ulong off, byte[] destination, int length) => Map.Read(off, destination.AsSpan(0, length));
+
+    private void CheckReturn(string what, nint returned, ulong dst)
+    {
+        if (returned != Map.Address + (nint)dst)
+        {
+            errors.Add($"ours {what} returned 0x{returned:x}, expected the destination 0x{Map.Address + (nint)dst:x}");
+        }
+    }
 }
