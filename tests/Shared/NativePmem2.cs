@@ -72,6 +72,22 @@ internal static class NativePmem2
     [DllImport(Lib)] public static extern nint pmem2_get_flush_fn(nint map);
     [DllImport(Lib)] public static extern nint pmem2_get_drain_fn(nint map);
 
+    [DllImport(Lib)] public static extern int pmem2_map_from_existing(out nint map, nint src, nint addr, nuint len, int granularity);
+    [DllImport(Lib)] public static extern int pmem2_config_set_vm_reservation(nint cfg, nint rsv, nuint offset);
+
+    // --- vm reservations ----------------------------------------------------------------
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_new(out nint rsv, nint addr, nuint size);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_delete(ref nint rsv);
+    [DllImport(Lib)] public static extern nint pmem2_vm_reservation_get_address(nint rsv);
+    [DllImport(Lib)] public static extern nuint pmem2_vm_reservation_get_size(nint rsv);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_extend(nint rsv, nuint size);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_shrink(nint rsv, nuint offset, nuint size);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_map_find(nint rsv, nuint offset, nuint len, out nint map);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_map_find_prev(nint rsv, nint map, out nint prev);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_map_find_next(nint rsv, nint map, out nint next);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_map_find_first(nint rsv, out nint map);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_map_find_last(nint rsv, out nint map);
+
     // --- errors -------------------------------------------------------------------------
     [DllImport(Lib)] private static extern nint pmem2_errormsg();
 
@@ -178,8 +194,8 @@ internal sealed class NativeMap : IDisposable
         }
     }
 
-    /// <summary>pmem2_map_new over an existing native source.</summary>
-    public static int TryCreate(nint src, int granularity, ulong offset, ulong length, int sharing, uint protection, out NativeMap? map)
+    /// <summary>pmem2_map_new over an existing native source (optionally inside a vm reservation).</summary>
+    public static int TryCreate(nint src, int granularity, ulong offset, ulong length, int sharing, uint protection, out NativeMap? map, nint reservation = 0, ulong reservationOffset = 0)
     {
         map = null;
         var rc = NativePmem2.pmem2_config_new(out var cfg);
@@ -207,6 +223,11 @@ internal sealed class NativeMap : IDisposable
             }
 
             if ((rc = NativePmem2.pmem2_config_set_protection(cfg, protection)) != 0)
+            {
+                return rc;
+            }
+
+            if (reservation != 0 && (rc = NativePmem2.pmem2_config_set_vm_reservation(cfg, reservation, (nuint)reservationOffset)) != 0)
             {
                 return rc;
             }
