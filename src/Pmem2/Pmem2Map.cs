@@ -65,6 +65,8 @@ public sealed unsafe partial class Pmem2Map : IDisposable
         ArgumentNullException.ThrowIfNull(source);
         PlatformGuard.EnsureSupported();
 
+        // A snapshot, so a config changed by another thread meanwhile cannot mix two settings.
+        config = config.Clone();
         var rsv = config.VmReservation;
         if (rsv is null)
         {
@@ -149,7 +151,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public Pmem2MappingHandle Handle => _handle;
 
     /// <summary>Whether the map has been disposed.</summary>
-    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0 || _handle.IsClosed;
 
     /// <summary>A view of the whole mapping. Valid only until the map is disposed; prefer the
     /// bounds-checked methods below when the map may be disposed concurrently. Throws
