@@ -56,6 +56,9 @@ internal static class NativePmem2
     [DllImport(Lib)] public static extern int pmem2_source_alignment(nint src, out nuint alignment);
     [DllImport(Lib)] public static extern int pmem2_source_get_fd(nint src, out int fd);
 
+    [DllImport(Lib)] public static extern int pmem2_source_pread_mcsafe(nint src, nint buf, nuint size, nuint offset);
+    [DllImport(Lib)] public static extern int pmem2_source_pwrite_mcsafe(nint src, nint buf, nuint size, nuint offset);
+
     // --- map ----------------------------------------------------------------------------
     [DllImport(Lib)] public static extern int pmem2_map_new(out nint map, nint cfg, nint src);
     [DllImport(Lib)] public static extern int pmem2_map_delete(ref nint map);
