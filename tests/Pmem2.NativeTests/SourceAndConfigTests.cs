@@ -114,6 +114,55 @@ public sealed class SourceAndConfigTests
         differ.AssertClean(_output, minimumCases: 7);
     }
 
+    /// <summary>
+    /// pmem2_source_numa_node, pmem2_source_device_usc and pmem2_source_device_id on file and anonymous
+    /// sources (no NVDIMM region here: DAX_REGION_NOT_FOUND / NOSUPP paths) against native.
+    /// </summary>
+    [Fact]
+    public void NumaNodeUscAndDeviceIdMatchNative()
+    {
+        var differ = new Differ("numa / usc / device id");
+        var sources = new List<(string Label, Func<nint> Native, Func<Pmem2Source> Ours)>
+        {
+            ("anonymous 1 MiB", () => { Assert.Equal(0, NativePmem2.pmem2_source_from_anon(out var s, 1 << 20)); return s; }, () => Pmem2Source.FromAnonymous(1 << 20)),
+        };
+        foreach (var size in new[] { 0UL, 16 * OracleFiles.MiB })
+        {
+            foreach (var ro in new[] { false, true })
+            {
+                var file = _files[size];
+                sources.Add(($"{(ro ? "O_RDONLY" : "O_RDWR")} file of {Raw.Size(size)}",
+                    () => { Assert.Equal(0, NativePmem2.pmem2_source_from_fd(out var s, file.Fd(ro))); return s; },
+                    () => Pmem2Source.FromHandle(ro ? file.ReadOnly : file.ReadWrite)));
+            }
+        }
+
+        foreach (var (label, makeNative, makeOurs) in sources)
+        {
+            var nsrc = makeNative();
+            using var osrc = makeOurs();
+            try
+            {
+                NativePmem2.ResetErrorMessage();
+                var rc = NativePmem2.pmem2_source_numa_node(nsrc, out var node);
+                differ.Compare($"numa_node({label})", rc == 0 ? Outcome.Value((ulong)node) : Outcome.Failed(rc, NativePmem2.TryGetFreshErrorMessage()), OursSide.Run(() => Outcome.Value((ulong)osrc.GetNumaNode())));
+                NativePmem2.ResetErrorMessage();
+                rc = NativePmem2.pmem2_source_device_usc(nsrc, out var usc);
+                differ.Compare($"device_usc({label})", rc == 0 ? Outcome.Value(usc) : Outcome.Failed(rc, NativePmem2.TryGetFreshErrorMessage()), OursSide.Run(() => Outcome.Value(osrc.GetDeviceUsc())));
+                NativePmem2.ResetErrorMessage();
+                nuint len = 0;
+                rc = NativePmem2.pmem2_source_device_id(nsrc, 0, ref len);
+                differ.Compare($"device_id({label})", rc == 0 ? Outcome.Value(len) : Outcome.Failed(rc, NativePmem2.TryGetFreshErrorMessage()), OursSide.Run(() => Outcome.Value((ulong)osrc.GetDeviceId().Length + 1)));
+            }
+            finally
+            {
+                NativePmem2.pmem2_source_delete(ref nsrc);
+            }
+        }
+
+        differ.AssertClean(_output, minimumCases: 15);
+    }
+
     /// <summary>pmem2_source_size is live (fstat on every call): growing and shrinking the file shows on both sides.</summary>
     [Fact]
     public void SourceSizeIsLiveOnBothSides()

@@ -56,6 +56,9 @@ internal static class NativePmem2
     [DllImport(Lib)] public static extern int pmem2_source_alignment(nint src, out nuint alignment);
     [DllImport(Lib)] public static extern int pmem2_source_get_fd(nint src, out int fd);
 
+    [DllImport(Lib)] public static extern int pmem2_source_numa_node(nint src, out int node);
+    [DllImport(Lib)] public static extern int pmem2_source_device_usc(nint src, out ulong usc);
+    [DllImport(Lib)] public static extern int pmem2_source_device_id(nint src, nint id, ref nuint len);
     [DllImport(Lib)] public static extern int pmem2_source_pread_mcsafe(nint src, nint buf, nuint size, nuint offset);
     [DllImport(Lib)] public static extern int pmem2_source_pwrite_mcsafe(nint src, nint buf, nuint size, nuint offset);
 
