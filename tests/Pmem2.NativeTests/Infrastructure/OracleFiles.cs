@@ -51,12 +51,19 @@ public sealed class OracleFiles : IDisposable
             f.ReadOnly.Dispose();
         }
 
-        try
+        // The fixture directory, and its twin on tmpfs used by the mem differential (MemDirectory).
+        foreach (var dir in new[] { Directory, Path.Combine("/dev/shm", Path.GetFileName(Directory)) })
         {
-            System.IO.Directory.Delete(Directory, recursive: true);
-        }
-        catch (IOException)
-        {
+            try
+            {
+                if (System.IO.Directory.Exists(dir))
+                {
+                    System.IO.Directory.Delete(dir, recursive: true);
+                }
+            }
+            catch (IOException)
+            {
+            }
         }
     }
 }
