@@ -1,7 +1,9 @@
+using Pmem2.NativeTests.Infrastructure;
 using Pmem2.Oracle;
 
 namespace Pmem2.NativeTests;
 
+[Collection(NativeCollection.Name)]
 public class NativeSmokeTests
 {
     [Fact]

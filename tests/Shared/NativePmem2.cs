@@ -56,6 +56,12 @@ internal static class NativePmem2
     [DllImport(Lib)] public static extern int pmem2_source_alignment(nint src, out nuint alignment);
     [DllImport(Lib)] public static extern int pmem2_source_get_fd(nint src, out int fd);
 
+    [DllImport(Lib)] public static extern int pmem2_source_numa_node(nint src, out int node);
+    [DllImport(Lib)] public static extern int pmem2_source_device_usc(nint src, out ulong usc);
+    [DllImport(Lib)] public static extern int pmem2_source_device_id(nint src, nint id, ref nuint len);
+    [DllImport(Lib)] public static extern int pmem2_source_pread_mcsafe(nint src, nint buf, nuint size, nuint offset);
+    [DllImport(Lib)] public static extern int pmem2_source_pwrite_mcsafe(nint src, nint buf, nuint size, nuint offset);
+
     // --- map ----------------------------------------------------------------------------
     [DllImport(Lib)] public static extern int pmem2_map_new(out nint map, nint cfg, nint src);
     [DllImport(Lib)] public static extern int pmem2_map_delete(ref nint map);
@@ -72,13 +78,58 @@ internal static class NativePmem2
     [DllImport(Lib)] public static extern nint pmem2_get_flush_fn(nint map);
     [DllImport(Lib)] public static extern nint pmem2_get_drain_fn(nint map);
 
+    [DllImport(Lib)] public static extern int pmem2_map_from_existing(out nint map, nint src, nint addr, nuint len, int granularity);
+    [DllImport(Lib)] public static extern int pmem2_config_set_vm_reservation(nint cfg, nint rsv, nuint offset);
+
+    // --- vm reservations ----------------------------------------------------------------
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_new(out nint rsv, nint addr, nuint size);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_delete(ref nint rsv);
+    [DllImport(Lib)] public static extern nint pmem2_vm_reservation_get_address(nint rsv);
+    [DllImport(Lib)] public static extern nuint pmem2_vm_reservation_get_size(nint rsv);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_extend(nint rsv, nuint size);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_shrink(nint rsv, nuint offset, nuint size);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_map_find(nint rsv, nuint offset, nuint len, out nint map);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_map_find_prev(nint rsv, nint map, out nint prev);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_map_find_next(nint rsv, nint map, out nint next);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_map_find_first(nint rsv, out nint map);
+    [DllImport(Lib)] public static extern int pmem2_vm_reservation_map_find_last(nint rsv, out nint map);
+
     // --- errors -------------------------------------------------------------------------
     [DllImport(Lib)] private static extern nint pmem2_errormsg();
 
     /// <summary>pmem2_errormsg(): thread-local, and stale after a success (not cleared).</summary>
     public static string ErrorMessage() => Marshal.PtrToStringUTF8(pmem2_errormsg()) ?? string.Empty;
 
+    /// <summary>The message <see cref="ResetErrorMessage"/> leaves in pmem2_errormsg().</summary>
+    public const string ErrorMessageSentinel = "unknown granularity value 12345";
+
+    /// <summary>
+    /// Puts a known sentinel into this thread's pmem2_errormsg() buffer (release builds never clear it),
+    /// so that a later failure can be told apart from one that set no message (see <see cref="TryGetFreshErrorMessage"/>).
+    /// </summary>
+    public static void ResetErrorMessage()
+    {
+        if (pmem2_config_new(out var cfg) == 0)
+        {
+            _ = pmem2_config_set_required_store_granularity(cfg, 12345);
+            _ = pmem2_config_delete(ref cfg);
+        }
+    }
+
+    /// <summary>The message of the last failure on this thread, or null when it still holds the sentinel of
+    /// <see cref="ResetErrorMessage"/> (the failing call set no message of its own).</summary>
+    public static string? TryGetFreshErrorMessage()
+    {
+        var message = ErrorMessage();
+        return message == ErrorMessageSentinel ? null : message;
+    }
+
     // --- libc environment ---------------------------------------------------------------
+    [DllImport(LibC, EntryPoint = "getenv")] private static extern nint getenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
+
+    /// <summary>The value native getenv sees (may differ from Environment.GetEnvironmentVariable).</summary>
+    public static string? GetNativeEnvironment(string name) => Marshal.PtrToStringUTF8(getenv(name));
+
     [DllImport(LibC, EntryPoint = "setenv")] private static extern int setenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
     [DllImport(LibC, EntryPoint = "unsetenv")] private static extern int unsetenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
 
@@ -149,8 +200,8 @@ internal sealed class NativeMap : IDisposable
         }
     }
 
-    /// <summary>pmem2_map_new over an existing native source.</summary>
-    public static int TryCreate(nint src, int granularity, ulong offset, ulong length, int sharing, uint protection, out NativeMap? map)
+    /// <summary>pmem2_map_new over an existing native source (optionally inside a vm reservation).</summary>
+    public static int TryCreate(nint src, int granularity, ulong offset, ulong length, int sharing, uint protection, out NativeMap? map, nint reservation = 0, ulong reservationOffset = 0)
     {
         map = null;
         var rc = NativePmem2.pmem2_config_new(out var cfg);
@@ -182,6 +233,11 @@ internal sealed class NativeMap : IDisposable
                 return rc;
             }
 
+            if (reservation != 0 && (rc = NativePmem2.pmem2_config_set_vm_reservation(cfg, reservation, (nuint)reservationOffset)) != 0)
+            {
+                return rc;
+            }
+
             rc = NativePmem2.pmem2_map_new(out var m, cfg, src);
             if (rc == 0)
             {
@@ -201,6 +257,76 @@ internal sealed class NativeMap : IDisposable
         if (_map != 0)
         {
             NativePmem2.pmem2_map_delete(ref _map);
+        }
+    }
+}
+
+/// <summary>
+/// The few raw libc calls the differential tests need to build file descriptors .NET will not open
+/// (write-only, directory, fifo, closed) and to read files back independently of any mapping.
+/// </summary>
+internal static class NativeLibc
+{
+    private const string LibC = "libc";
+
+    public const int O_RDONLY = 0;
+    public const int O_WRONLY = 1;
+    public const int O_RDWR = 2;
+    public const int O_NONBLOCK = 0x800;
+    public const int O_DIRECTORY = 0x10000;
+    public const int O_CLOEXEC = 0x80000;
+
+    [DllImport(LibC, EntryPoint = "open", SetLastError = true)]
+    private static extern int open_([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, int mode);
+
+    [DllImport(LibC, EntryPoint = "close", SetLastError = true)]
+    private static extern int close_(int fd);
+
+    [DllImport(LibC, EntryPoint = "dup2", SetLastError = true)]
+    private static extern int dup2_(int oldFd, int newFd);
+
+    [DllImport(LibC, EntryPoint = "mkfifo", SetLastError = true)]
+    private static extern int mkfifo_([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int mode);
+
+    [DllImport(LibC, EntryPoint = "fcntl", SetLastError = true)]
+    private static extern int fcntl_(int fd, int cmd, int arg);
+
+    /// <summary>open(2) with O_CLOEXEC; throws on failure.</summary>
+    public static int Open(string path, int flags)
+    {
+        var fd = open_(path, flags | O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            throw new IOException($"open({path}, 0x{flags:x}) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        return fd;
+    }
+
+    /// <summary>close(2); returns 0 or -errno.</summary>
+    public static int Close(int fd) => close_(fd) == 0 ? 0 : -Marshal.GetLastPInvokeError();
+
+    /// <summary>dup2(2) (the copy is close-on-exec too); throws on failure.</summary>
+    public static int Dup2(int oldFd, int newFd)
+    {
+        if (dup2_(oldFd, newFd) < 0)
+        {
+            throw new IOException($"dup2({oldFd}, {newFd}) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        _ = fcntl_(newFd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
+        return newFd;
+    }
+
+    /// <summary>Whether <paramref name="fd"/> is open (fcntl F_GETFD).</summary>
+    public static bool IsOpen(int fd) => fcntl_(fd, 1 /* F_GETFD */, 0) >= 0;
+
+    /// <summary>mkfifo(3); throws on failure.</summary>
+    public static void MakeFifo(string path)
+    {
+        if (mkfifo_(path, 0x180 /* 0600 */) != 0)
+        {
+            throw new IOException($"mkfifo({path}) failed: errno {Marshal.GetLastPInvokeError()}");
         }
     }
 }
