@@ -21,6 +21,11 @@ if (args.Length > 0 && args[0] == "table")
     return Table.Run(args);
 }
 
+if (args.Length > 0 && args[0] == "paired")
+{
+    return Paired.Run(args);
+}
+
 if (args.Length > 0 && args[0] == "probe")
 {
     return Probe.Run(args);
