@@ -304,6 +304,11 @@ public sealed partial class PmemClient : IDisposable
                     await socket.ConnectAsync(socketEndPoint, cancellationToken).ConfigureAwait(false);
                     return new NetworkStream(socket, ownsSocket: true);
                 }
+                catch (SocketException ex) when (!File.Exists(socketPath))
+                {
+                    socket.Dispose();
+                    throw new IOException($"the Unix socket {socketPath} does not exist (is PmemService running?)", ex);
+                }
                 catch
                 {
                     socket.Dispose();

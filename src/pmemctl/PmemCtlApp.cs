@@ -1,0 +1,239 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.Globalization;
+using PmemService.Client;
+
+namespace PmemCtl;
+
+/// <summary>
+/// The pmemctl command line, runnable in-process: <see cref="RunAsync"/> parses the arguments,
+/// runs the command against PmemService and returns the exit code (see <see cref="ExitCodes"/>).
+/// </summary>
+public static partial class PmemCtlApp
+{
+    /// <summary>Environment variable holding the default address.</summary>
+    public const string AddressVariable = "PMEM_ADDRESS";
+
+    /// <summary>Socket used by default when it exists (relative to the working directory).</summary>
+    public const string DefaultSocketPath = "data/pmem.sock";
+
+    /// <summary>Address used by default when neither <c>--address</c>, PMEM_ADDRESS nor the default socket exist.</summary>
+    public const string DefaultTcpAddress = "http://127.0.0.1:5001";
+
+    private static readonly Option<string?> s_address = new("--address", "-a")
+    {
+        Description = $"PmemService address: unix:///path.sock, unix:relative.sock or http://host:port " +
+                      $"[default: ${AddressVariable}, else unix:{DefaultSocketPath} if it exists, else {DefaultTcpAddress}]",
+        Recursive = true,
+    };
+
+    private static readonly Option<string> s_output = new("--output", "-o")
+    {
+        Description = "Output format",
+        DefaultValueFactory = _ => "text",
+        Recursive = true,
+    };
+
+    private static readonly Option<bool> s_noProgress = new("--no-progress")
+    {
+        Description = "Never show progress bars (they are shown on stderr only when it is a terminal and --output is text)",
+        Recursive = true,
+    };
+
+    private static readonly Option<bool> s_progress = new("--progress")
+    {
+        Description = "Show progress bars even when stderr is not a terminal",
+        Recursive = true,
+    };
+
+    private static readonly Option<double?> s_timeout = new("--timeout")
+    {
+        Description = "Deadline of each unary call in seconds [default: 30]",
+        Recursive = true,
+    };
+
+    /// <summary>Runs pmemctl with <paramref name="args"/>, writing to the given writers.</summary>
+    /// <param name="args">Command-line arguments (without the program name).</param>
+    /// <param name="stdout">Results (text or JSON).</param>
+    /// <param name="stderr">Errors (one line: <c>error: REASON: message</c>) and progress bars.</param>
+    /// <param name="cancellationToken">Cancels the running command (exit code 130).</param>
+    /// <returns>The exit code (see <see cref="ExitCodes"/>).</returns>
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
+
+        var root = BuildRootCommand();
+        var parseResult = root.Parse(args);
+        if (parseResult.Errors.Count > 0 && parseResult.Action is not HelpAction)
+        {
+            foreach (var error in parseResult.Errors.Select(e => OneLine(e.Message)).Distinct().Take(3))
+            {
+                await stderr.WriteLineAsync($"error: USAGE: {error}").ConfigureAwait(false);
+            }
+
+            await stderr.WriteLineAsync("Run 'pmemctl --help' for usage.").ConfigureAwait(false);
+            return ExitCodes.Usage;
+        }
+
+        var invocation = new InvocationConfiguration
+        {
+            Output = stdout,
+            Error = stderr,
+            EnableDefaultExceptionHandler = false,
+            // Ctrl+C handling only for the real process; in-process callers use the token.
+            ProcessTerminationTimeout = ReferenceEquals(stdout, Console.Out) ? TimeSpan.FromSeconds(5) : null,
+        };
+        return await parseResult.InvokeAsync(invocation, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Resolves the default address: PMEM_ADDRESS, else the default socket if it exists, else TCP.</summary>
+    public static string ResolveDefaultAddress()
+    {
+        var fromEnvironment = Environment.GetEnvironmentVariable(AddressVariable);
+        if (!string.IsNullOrWhiteSpace(fromEnvironment))
+        {
+            return fromEnvironment;
+        }
+
+        return File.Exists(DefaultSocketPath) ? "unix:" + DefaultSocketPath : DefaultTcpAddress;
+    }
+
+    private static RootCommand BuildRootCommand()
+    {
+        s_output.AcceptOnlyFromAmong("text", "json");
+        var root = new RootCommand("pmemctl: manage PmemService regions and move data in and out of persistent memory.")
+        {
+            s_address,
+            s_output,
+            s_noProgress,
+            s_progress,
+            s_timeout,
+        };
+
+        root.Add(BuildRegionsCommand());
+        root.Add(BuildMapCommand());
+        root.Add(BuildUnmapCommand());
+        root.Add(BuildRmCommand());
+        root.Add(BuildPutCommand());
+        root.Add(BuildGetCommand());
+        root.Add(BuildWriteCommand());
+        root.Add(BuildReadCommand());
+        root.Add(BuildPersistCommand());
+        root.Add(BuildHealthCommand());
+        root.Add(BuildBenchCommand());
+        return root;
+    }
+
+    /// <summary>Wires a handler: builds the context from the global options, maps failures to exit codes.</summary>
+    private static void SetHandler(Command command, Func<CliContext, ParseResult, Task<int>> handler, Option<string>? chunkSizeOption = null)
+    {
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var stdout = parseResult.InvocationConfiguration.Output;
+            var stderr = parseResult.InvocationConfiguration.Error;
+            CliContext? context = null;
+            try
+            {
+                var format = parseResult.GetValue(s_output) == "json" ? OutputFormat.Json : OutputFormat.Text;
+                var address = parseResult.GetValue(s_address) ?? ResolveDefaultAddress();
+                var terminal = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
+                var progress = !parseResult.GetValue(s_noProgress) && format == OutputFormat.Text &&
+                               (terminal || parseResult.GetValue(s_progress));
+                TimeSpan? timeout = parseResult.GetValue(s_timeout) is { } seconds
+                    ? seconds > 0 ? TimeSpan.FromSeconds(seconds) : throw new UsageException("--timeout must be positive")
+                    : null;
+                int? chunkSize = null;
+                if (chunkSizeOption is not null && parseResult.GetValue(chunkSizeOption) is { } chunkText)
+                {
+                    var chunk = Sizes.Parse(chunkText, "chunk size");
+                    if (chunk is < 1 or > PmemClientOptions.MaxChunkSize)
+                    {
+                        throw new UsageException($"--chunk-size must be between 1 B and {Sizes.Format(PmemClientOptions.MaxChunkSize)}");
+                    }
+
+                    chunkSize = (int)chunk;
+                }
+
+                context = new CliContext(stdout, stderr, address, format, progress, timeout, chunkSize, cancellationToken);
+                return await handler(context, parseResult).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                var (code, reason, message) = Classify(ex, context, cancellationToken);
+                await stderr.WriteLineAsync($"error: {reason}: {OneLine(message)}").ConfigureAwait(false);
+                return code;
+            }
+            finally
+            {
+                context?.Dispose();
+            }
+        });
+    }
+
+    /// <summary>Maps a failure to (exit code, reason, message).</summary>
+    internal static (int Code, string Reason, string Message) Classify(Exception exception, CliContext? context, CancellationToken cancellationToken)
+    {
+        switch (exception)
+        {
+            case UsageException usage:
+                return (ExitCodes.Usage, "USAGE", usage.Message);
+            case PmemException pmem:
+                var message = pmem.Message;
+                if (pmem.Kind == PmemErrorKind.Unavailable && pmem.Reason is null)
+                {
+                    message = $"cannot reach PmemService at {context?.DisplayAddress}: {TransportCause(pmem) ?? message}";
+                }
+
+                return (ExitCode(pmem.Kind), pmem.ReasonOrCode, message);
+            case OperationCanceledException when cancellationToken.IsCancellationRequested:
+                return (ExitCodes.Cancelled, "CANCELLED", "interrupted");
+            case FileNotFoundException or DirectoryNotFoundException:
+                return (ExitCodes.NotFound, "FILE_NOT_FOUND", exception.Message);
+            case UnauthorizedAccessException:
+                return (ExitCodes.PermissionDenied, "ACCESS_DENIED", exception.Message);
+            case IOException:
+                return (ExitCodes.Failure, "IO_ERROR", exception.Message);
+            default:
+                return (ExitCodes.Failure, "INTERNAL", $"{exception.GetType().Name}: {exception.Message}");
+        }
+    }
+
+    /// <summary>Exit code of a <see cref="PmemErrorKind"/>.</summary>
+    public static int ExitCode(PmemErrorKind kind) => kind switch
+    {
+        PmemErrorKind.RegionNotFound => ExitCodes.NotFound,
+        PmemErrorKind.InvalidArgument or PmemErrorKind.OutOfRange => ExitCodes.InvalidArgument,
+        PmemErrorKind.FailedPrecondition or PmemErrorKind.AlreadyExists or PmemErrorKind.Aborted => ExitCodes.Conflict,
+        PmemErrorKind.Unavailable or PmemErrorKind.DeadlineExceeded => ExitCodes.Unavailable,
+        PmemErrorKind.DataLoss or PmemErrorKind.ChecksumMismatch => ExitCodes.DataIntegrity,
+        PmemErrorKind.ResourceExhausted => ExitCodes.ResourceExhausted,
+        PmemErrorKind.PermissionDenied => ExitCodes.PermissionDenied,
+        _ => ExitCodes.Failure,
+    };
+
+    /// <summary>The most specific transport error behind an UNAVAILABLE call (socket missing, connection refused, ...).</summary>
+    private static string? TransportCause(PmemException exception)
+    {
+        var debug = (exception.InnerException as Grpc.Core.RpcException)?.Status.DebugException;
+        string? cause = null;
+        for (var e = debug; e is not null; e = e.InnerException)
+        {
+            if (e is IOException or System.Net.Sockets.SocketException)
+            {
+                cause = e.Message;
+                break;
+            }
+
+            cause = e.Message;
+        }
+
+        return cause;
+    }
+
+    private static string OneLine(string text) =>
+        text.ReplaceLineEndings(" ").Trim();
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}
