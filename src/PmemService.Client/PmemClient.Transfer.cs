@@ -9,6 +9,8 @@ namespace PmemService.Client;
 
 public sealed partial class PmemClient
 {
+    private const string RegionNotMappedReason = "REGION_NOT_MAPPED";
+
     /// <summary>
     /// Uploads a file into a region at <paramref name="offset"/> through StreamWriteRegion
     /// (see <see cref="UploadAsync(Stream, string, long, IProgress{long}?, CancellationToken)"/>).
@@ -87,6 +89,7 @@ public sealed partial class PmemClient
         var resumedFrom = new List<long>();
         var attempts = 0;
         var failuresWithoutProgress = 0;
+        var sawUnavailable = false;
 
         var bufferA = ArrayPool<byte>.Shared.Rent(chunkSize);
         var bufferB = ArrayPool<byte>.Shared.Rent(chunkSize);
@@ -181,10 +184,12 @@ public sealed partial class PmemClient
                     pendingRead = null;
 
                     var error = PmemException.FromRpcException(ex);
-                    if (!seekable || !IsResumable(error))
+                    if (!seekable || !(IsResumable(error) || (sawUnavailable && IsRestartGap(error))))
                     {
                         throw error;
                     }
+
+                    sawUnavailable |= error.Kind == PmemErrorKind.Unavailable;
 
                     // Resume from what the server says is persistent; without that, restart the attempt
                     // (rewriting the same bytes at the same offsets is harmless).
@@ -326,6 +331,7 @@ public sealed partial class PmemClient
         long received = 0;
         var attempts = 0;
         var failuresWithoutProgress = 0;
+        var sawUnavailable = false;
         while (true)
         {
             attempts++;
@@ -337,7 +343,7 @@ public sealed partial class PmemClient
                     Name = name,
                     Offset = (ulong)(offset + received),
                     Length = length == 0 ? 0 : (ulong)(length - received),
-                    ChunkSize = (uint)_options.ChunkSize,
+                    ChunkSize = (uint)_options.ReadChunkSize,
                 };
                 using var call = _client.StreamReadRegion(request, CreateCallOptions(_options.TransferDeadline, cancellationToken));
                 var responses = call.ResponseStream;
@@ -379,10 +385,12 @@ public sealed partial class PmemClient
             catch (RpcException ex) when (!(ex.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested))
             {
                 var error = PmemException.FromRpcException(ex);
-                if (!IsResumable(error) || _options.MaxTransferResumes == 0)
+                if (!(IsResumable(error) || (sawUnavailable && IsRestartGap(error))) || _options.MaxTransferResumes == 0)
                 {
                     throw error;
                 }
+
+                sawUnavailable |= error.Kind == PmemErrorKind.Unavailable;
 
                 failuresWithoutProgress = received > attemptStart ? 0 : failuresWithoutProgress + 1;
                 if (failuresWithoutProgress > _options.MaxTransferResumes)
@@ -502,6 +510,13 @@ public sealed partial class PmemClient
         PmemErrorKind.Internal or PmemErrorKind.Unknown or PmemErrorKind.Cancelled => error.Reason is null,
         _ => false,
     };
+
+    /// <summary>
+    /// A server that restarted (after an UNAVAILABLE) has lost its mappings until their owner maps the
+    /// region again: REGION_NOT_MAPPED is then worth waiting for, within the resume budget.
+    /// </summary>
+    private static bool IsRestartGap(PmemException error) =>
+        error.Kind == PmemErrorKind.FailedPrecondition && error.Reason == RegionNotMappedReason;
 
     private TimeSpan Backoff(int failures)
     {

@@ -56,7 +56,7 @@ public sealed partial class PmemClient : IDisposable
         {
             HttpHandler = handler,
             DisposeHttpClient = ownsHandler,
-            MaxReceiveMessageSize = _options.MaxReceiveMessageSize ?? Math.Max(4 * 1024 * 1024, _options.ChunkSize + 64 * 1024),
+            MaxReceiveMessageSize = _options.MaxReceiveMessageSize ?? Math.Max(4 * 1024 * 1024, Math.Max(_options.ChunkSize, _options.ReadChunkSize) + 64 * 1024),
             MaxSendMessageSize = _options.MaxSendMessageSize,
             MaxRetryAttempts = _options.MaxRetryAttempts,
             ServiceConfig = CreateServiceConfig(_options),

@@ -23,14 +23,20 @@ public sealed class PmemClientOptions
     public TimeSpan? TransferDeadline { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
-    /// Bytes per streamed message of uploads and downloads. Default 1 MiB. Must stay below the
+    /// Bytes per StreamWriteRegion message of uploads. Default 1 MiB. Must stay below the
     /// server's maximum receive message size (4 MiB by default) for uploads.
     /// </summary>
     public int ChunkSize { get; set; } = DefaultChunkSize;
 
     /// <summary>
+    /// Bytes per StreamReadRegion response message the client asks for. Default 1 MiB (the server's
+    /// default maximum, PmemService:MaxReadChunkSize).
+    /// </summary>
+    public int ReadChunkSize { get; set; } = DefaultChunkSize;
+
+    /// <summary>
     /// Largest message the client accepts. <see langword="null"/> means 4 MiB or
-    /// <see cref="ChunkSize"/> plus 64 KiB, whichever is larger.
+    /// the larger chunk size plus 64 KiB, whichever is larger.
     /// </summary>
     public int? MaxReceiveMessageSize { get; set; }
 
@@ -77,6 +83,11 @@ public sealed class PmemClientOptions
         if (ChunkSize is <= 0 or > MaxChunkSize)
         {
             throw new ArgumentOutOfRangeException(nameof(ChunkSize), ChunkSize, $"ChunkSize must be in [1, {MaxChunkSize}].");
+        }
+
+        if (ReadChunkSize is <= 0 or > MaxChunkSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReadChunkSize), ReadChunkSize, $"ReadChunkSize must be in [1, {MaxChunkSize}].");
         }
 
         if (MaxRetryAttempts is < 1 or > 5)

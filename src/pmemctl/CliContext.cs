@@ -26,6 +26,7 @@ internal sealed class CliContext : IDisposable
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
+    private readonly Action<PmemClientOptions>? _configureClient;
     private PmemClient? _client;
 
     public CliContext(
@@ -36,6 +37,7 @@ internal sealed class CliContext : IDisposable
         bool progress,
         TimeSpan? timeout,
         int? chunkSize,
+        Action<PmemClientOptions>? configureClient,
         CancellationToken cancellationToken)
     {
         Out = stdout;
@@ -45,6 +47,7 @@ internal sealed class CliContext : IDisposable
         ProgressEnabled = progress;
         Timeout = timeout;
         ChunkSize = chunkSize;
+        _configureClient = configureClient;
         CancellationToken = cancellationToken;
     }
 
@@ -85,8 +88,10 @@ internal sealed class CliContext : IDisposable
         if (ChunkSize is { } c)
         {
             options.ChunkSize = c;
+            options.ReadChunkSize = c;
         }
 
+        _configureClient?.Invoke(options);
         try
         {
             return new PmemClient(Address, options);

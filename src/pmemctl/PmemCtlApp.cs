@@ -20,37 +20,7 @@ public static partial class PmemCtlApp
     /// <summary>Address used by default when neither <c>--address</c>, PMEM_ADDRESS nor the default socket exist.</summary>
     public const string DefaultTcpAddress = "http://127.0.0.1:5001";
 
-    private static readonly Option<string?> s_address = new("--address", "-a")
-    {
-        Description = $"PmemService address: unix:///path.sock, unix:relative.sock or http://host:port " +
-                      $"[default: ${AddressVariable}, else unix:{DefaultSocketPath} if it exists, else {DefaultTcpAddress}]",
-        Recursive = true,
-    };
-
-    private static readonly Option<string> s_output = new("--output", "-o")
-    {
-        Description = "Output format",
-        DefaultValueFactory = _ => "text",
-        Recursive = true,
-    };
-
-    private static readonly Option<bool> s_noProgress = new("--no-progress")
-    {
-        Description = "Never show progress bars (they are shown on stderr only when it is a terminal and --output is text)",
-        Recursive = true,
-    };
-
-    private static readonly Option<bool> s_progress = new("--progress")
-    {
-        Description = "Show progress bars even when stderr is not a terminal",
-        Recursive = true,
-    };
-
-    private static readonly Option<double?> s_timeout = new("--timeout")
-    {
-        Description = "Deadline of each unary call in seconds [default: 30]",
-        Recursive = true,
-    };
+    private static readonly AsyncLocal<Action<PmemClientOptions>?> s_configureClient = new();
 
     /// <summary>Runs pmemctl with <paramref name="args"/>, writing to the given writers.</summary>
     /// <param name="args">Command-line arguments (without the program name).</param>
@@ -64,7 +34,7 @@ public static partial class PmemCtlApp
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
 
-        var root = BuildRootCommand();
+        var root = new CommandTree(s_configureClient.Value).BuildRootCommand();
         var parseResult = root.Parse(args);
         if (parseResult.Errors.Count > 0 && parseResult.Action is not HelpAction)
         {
@@ -88,6 +58,20 @@ public static partial class PmemCtlApp
         return await parseResult.InvokeAsync(invocation, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Test seam: like <see cref="RunAsync"/>, with extra client configuration (e.g. an HTTP handler).</summary>
+    internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, Action<PmemClientOptions> configureClient, CancellationToken cancellationToken = default)
+    {
+        s_configureClient.Value = configureClient;
+        try
+        {
+            return await RunAsync(args, stdout, stderr, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            s_configureClient.Value = null;
+        }
+    }
+
     /// <summary>Resolves the default address: PMEM_ADDRESS, else the default socket if it exists, else TCP.</summary>
     public static string ResolveDefaultAddress()
     {
@@ -98,78 +82,6 @@ public static partial class PmemCtlApp
         }
 
         return File.Exists(DefaultSocketPath) ? "unix:" + DefaultSocketPath : DefaultTcpAddress;
-    }
-
-    private static RootCommand BuildRootCommand()
-    {
-        s_output.AcceptOnlyFromAmong("text", "json");
-        var root = new RootCommand("pmemctl: manage PmemService regions and move data in and out of persistent memory.")
-        {
-            s_address,
-            s_output,
-            s_noProgress,
-            s_progress,
-            s_timeout,
-        };
-
-        root.Add(BuildRegionsCommand());
-        root.Add(BuildMapCommand());
-        root.Add(BuildUnmapCommand());
-        root.Add(BuildRmCommand());
-        root.Add(BuildPutCommand());
-        root.Add(BuildGetCommand());
-        root.Add(BuildWriteCommand());
-        root.Add(BuildReadCommand());
-        root.Add(BuildPersistCommand());
-        root.Add(BuildHealthCommand());
-        root.Add(BuildBenchCommand());
-        return root;
-    }
-
-    /// <summary>Wires a handler: builds the context from the global options, maps failures to exit codes.</summary>
-    private static void SetHandler(Command command, Func<CliContext, ParseResult, Task<int>> handler, Option<string>? chunkSizeOption = null)
-    {
-        command.SetAction(async (parseResult, cancellationToken) =>
-        {
-            var stdout = parseResult.InvocationConfiguration.Output;
-            var stderr = parseResult.InvocationConfiguration.Error;
-            CliContext? context = null;
-            try
-            {
-                var format = parseResult.GetValue(s_output) == "json" ? OutputFormat.Json : OutputFormat.Text;
-                var address = parseResult.GetValue(s_address) ?? ResolveDefaultAddress();
-                var terminal = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
-                var progress = !parseResult.GetValue(s_noProgress) && format == OutputFormat.Text &&
-                               (terminal || parseResult.GetValue(s_progress));
-                TimeSpan? timeout = parseResult.GetValue(s_timeout) is { } seconds
-                    ? seconds > 0 ? TimeSpan.FromSeconds(seconds) : throw new UsageException("--timeout must be positive")
-                    : null;
-                int? chunkSize = null;
-                if (chunkSizeOption is not null && parseResult.GetValue(chunkSizeOption) is { } chunkText)
-                {
-                    var chunk = Sizes.Parse(chunkText, "chunk size");
-                    if (chunk is < 1 or > PmemClientOptions.MaxChunkSize)
-                    {
-                        throw new UsageException($"--chunk-size must be between 1 B and {Sizes.Format(PmemClientOptions.MaxChunkSize)}");
-                    }
-
-                    chunkSize = (int)chunk;
-                }
-
-                context = new CliContext(stdout, stderr, address, format, progress, timeout, chunkSize, cancellationToken);
-                return await handler(context, parseResult).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                var (code, reason, message) = Classify(ex, context, cancellationToken);
-                await stderr.WriteLineAsync($"error: {reason}: {OneLine(message)}").ConfigureAwait(false);
-                return code;
-            }
-            finally
-            {
-                context?.Dispose();
-            }
-        });
     }
 
     /// <summary>Maps a failure to (exit code, reason, message).</summary>
@@ -232,8 +144,8 @@ public static partial class PmemCtlApp
         return cause;
     }
 
-    private static string OneLine(string text) =>
+    internal static string OneLine(string text) =>
         text.ReplaceLineEndings(" ").Trim();
 
-    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+    internal static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }

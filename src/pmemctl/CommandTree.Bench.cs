@@ -6,9 +6,9 @@ using Spectre.Console;
 
 namespace PmemCtl;
 
-public static partial class PmemCtlApp
+internal sealed partial class CommandTree
 {
-    private static Command BuildBenchCommand()
+    private Command BuildBenchCommand()
     {
         var size = new Option<string>("--size") { Description = "Region size and bytes streamed per direction", DefaultValueFactory = _ => "64MiB" };
         var block = new Option<string>("--block") { Description = "Bytes per unary write/read/persist", DefaultValueFactory = _ => "4KiB" };
@@ -138,7 +138,7 @@ public static partial class PmemCtlApp
 
             var console = ctx.CreateStdoutConsole();
             var table = new Table { Border = TableBorder.Rounded };
-            table.Title = new TableTitle(Invariant(
+            table.Title = new TableTitle(PmemCtlApp.Invariant(
                 $"pmemctl bench: {ctx.Client.Endpoint}, region {name} ({Sizes.Format(totalBytes)}, granularity {CliContext.GranularityName(info.EffectiveGranularity)}{(info.MapSync ? ", MAP_SYNC" : string.Empty)}), concurrency {workers}"));
             table.AddColumn("operation");
             foreach (var column in new[] { "block", "ops", "bytes", "seconds", "MiB/s", "ops/s", "mean µs", "p99 µs" })

@@ -7,9 +7,9 @@ using RegionInfo = PmemService.Contracts.V1.RegionInfo;
 
 namespace PmemCtl;
 
-public static partial class PmemCtlApp
+internal sealed partial class CommandTree
 {
-    private static Command BuildRegionsCommand()
+    private Command BuildRegionsCommand()
     {
         var regions = new Command("regions", "List and inspect regions");
 
@@ -69,7 +69,7 @@ public static partial class PmemCtlApp
         return regions;
     }
 
-    private static Command BuildMapCommand()
+    private Command BuildMapCommand()
     {
         var name = new Argument<string>("NAME") { Description = "Region name ([A-Za-z0-9._-], up to 128 characters)" };
         var size = new Option<string?>("--size", "-s") { Description = "Region size, e.g. 64MiB (required with --create for a new region)" };
@@ -91,7 +91,7 @@ public static partial class PmemCtlApp
         return map;
     }
 
-    private static Command BuildUnmapCommand()
+    private Command BuildUnmapCommand()
     {
         var name = new Argument<string>("NAME") { Description = "Region name" };
         var unmap = new Command("unmap", "Drop one mapping reference; the last one persists and unmaps the region") { name };
@@ -105,7 +105,7 @@ public static partial class PmemCtlApp
             }
             else
             {
-                ctx.WriteLine(Invariant($"unmapped {region}: {remaining} reference(s) remain{(remaining == 0 ? " (persisted and unmapped)" : string.Empty)}"));
+                ctx.WriteLine(PmemCtlApp.Invariant($"unmapped {region}: {remaining} reference(s) remain{(remaining == 0 ? " (persisted and unmapped)" : string.Empty)}"));
             }
 
             return ExitCodes.Ok;
@@ -113,7 +113,7 @@ public static partial class PmemCtlApp
         return unmap;
     }
 
-    private static Command BuildRmCommand()
+    private Command BuildRmCommand()
     {
         var name = new Argument<string>("NAME") { Description = "Region name" };
         var force = new Option<bool>("--force", "-f") { Description = "Delete even while mapped (drops every reference)" };
@@ -136,7 +136,7 @@ public static partial class PmemCtlApp
         return rm;
     }
 
-    private static Command BuildHealthCommand()
+    private Command BuildHealthCommand()
     {
         var service = new Option<string>("--service")
         {
@@ -190,13 +190,13 @@ public static partial class PmemCtlApp
         var rows = new List<string[]>
         {
             new[] { "name:", region.Name },
-            new[] { "size:", Invariant($"{region.Size} ({Sizes.Format((long)region.Size)})") },
+            new[] { "size:", PmemCtlApp.Invariant($"{region.Size} ({Sizes.Format((long)region.Size)})") },
             new[] { "mapped:", region.Mapped ? "yes" : "no" },
             new[] { "references:", region.MapReferences.ToString(CultureInfo.InvariantCulture) },
         };
         if (region.Mapped)
         {
-            rows.Add(["granularity:", Invariant($"{CliContext.GranularityName(region.EffectiveGranularity)} (requested {CliContext.GranularityName(region.RequestedGranularity)})")]);
+            rows.Add(["granularity:", PmemCtlApp.Invariant($"{CliContext.GranularityName(region.EffectiveGranularity)} (requested {CliContext.GranularityName(region.RequestedGranularity)})")]);
             rows.Add(["map_sync:", region.MapSync ? "yes" : "no"]);
         }
 

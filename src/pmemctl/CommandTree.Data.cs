@@ -5,14 +5,14 @@ using PmemService.Contracts.V1;
 
 namespace PmemCtl;
 
-public static partial class PmemCtlApp
+internal sealed partial class CommandTree
 {
     private static Option<string> ChunkSizeOption() => new("--chunk-size")
     {
         Description = "Bytes per streamed message [default: 1MiB]; keep below the server's message limit (4MiB)",
     };
 
-    private static Command BuildPutCommand()
+    private Command BuildPutCommand()
     {
         var file = new Argument<string>("FILE") { Description = "File to upload ('-' for stdin)" };
         var target = new Argument<string>("NAME[@OFFSET]") { Description = "Region and offset to write at [default offset: 0]" };
@@ -84,7 +84,7 @@ public static partial class PmemCtlApp
                 }
                 else
                 {
-                    ctx.WriteLine(Invariant(
+                    ctx.WriteLine(PmemCtlApp.Invariant(
                         $"put {path} -> {result.Region}@{result.Offset}: {result.Length} bytes ({Sizes.Format(result.Length)}) in {result.Elapsed.TotalSeconds:0.000} s ({Sizes.FormatRate(result.BytesPerSecond)}), crc64 0x{result.Crc64:x16}, persisted{(result.Attempts > 1 ? $", resumed {result.Attempts - 1} time(s)" : string.Empty)}"));
                 }
             }
@@ -115,7 +115,7 @@ public static partial class PmemCtlApp
         }
     }
 
-    private static Command BuildGetCommand()
+    private Command BuildGetCommand()
     {
         var source = new Argument<string>("NAME[@OFFSET[:LENGTH]]") { Description = "Region range [default: the whole region]" };
         var file = new Argument<string>("FILE") { Description = "File to write ('-' for stdout)" };
@@ -130,7 +130,7 @@ public static partial class PmemCtlApp
             if (t.Offset > size || (t.Length is { } l && t.Offset + l > size))
             {
                 throw new PmemException(PmemErrorKind.OutOfRange, "RANGE_OUT_OF_BOUNDS",
-                    Invariant($"range {t.Offset}+{t.Length ?? 0} lies outside region '{t.Name}' of {size} bytes"));
+                    PmemCtlApp.Invariant($"range {t.Offset}+{t.Length ?? 0} lies outside region '{t.Name}' of {size} bytes"));
             }
 
             var length = t.Length ?? size - t.Offset;
@@ -182,7 +182,7 @@ public static partial class PmemCtlApp
             }
             else
             {
-                ctx.WriteLine(Invariant(
+                ctx.WriteLine(PmemCtlApp.Invariant(
                     $"get {result.Region}@{result.Offset} -> {path}: {result.Length} bytes ({Sizes.Format(result.Length)}) in {result.Elapsed.TotalSeconds:0.000} s ({Sizes.FormatRate(result.BytesPerSecond)}), crc64 0x{result.Crc64:x16}"));
             }
 
@@ -191,7 +191,7 @@ public static partial class PmemCtlApp
         return get;
     }
 
-    private static Command BuildWriteCommand()
+    private Command BuildWriteCommand()
     {
         var target = new Argument<string>("NAME@OFFSET") { Description = "Region and offset [default offset: 0]" };
         var text = new Option<string?>("--text") { Description = "Data as UTF-8 text" };
@@ -232,7 +232,7 @@ public static partial class PmemCtlApp
             }
             else
             {
-                ctx.WriteLine(Invariant($"wrote {result.BytesWritten} bytes to {t.Name}@{t.Offset} ({(result.Persisted ? "persisted" : "not yet persisted")})"));
+                ctx.WriteLine(PmemCtlApp.Invariant($"wrote {result.BytesWritten} bytes to {t.Name}@{t.Offset} ({(result.Persisted ? "persisted" : "not yet persisted")})"));
             }
 
             return ExitCodes.Ok;
@@ -240,7 +240,7 @@ public static partial class PmemCtlApp
         return write;
     }
 
-    private static Command BuildReadCommand()
+    private Command BuildReadCommand()
     {
         var target = new Argument<string>("NAME@OFFSET:LENGTH") { Description = "Region range (one ReadRegion call)" };
         var format = new Option<string>("--format", "-f") { Description = "How to print the bytes", DefaultValueFactory = _ => "hex" };
@@ -276,7 +276,7 @@ public static partial class PmemCtlApp
         return read;
     }
 
-    private static Command BuildPersistCommand()
+    private Command BuildPersistCommand()
     {
         var target = new Argument<string>("NAME[@OFFSET:LENGTH]") { Description = "Region range [default: the whole region]" };
         var persist = new Command("persist", "Persist a range (flush + drain, or msync at page granularity)") { target };
@@ -295,7 +295,7 @@ public static partial class PmemCtlApp
             }
             else
             {
-                ctx.WriteLine(Invariant($"persisted {bytes} bytes of {t.Name} from offset {t.Offset}"));
+                ctx.WriteLine(PmemCtlApp.Invariant($"persisted {bytes} bytes of {t.Name} from offset {t.Offset}"));
             }
 
             return ExitCodes.Ok;
