@@ -105,64 +105,60 @@ public sealed partial class PmemClient
                 try
                 {
                     using var call = _client.StreamWriteRegion(CreateCallOptions(_options.TransferDeadline, cancellationToken));
-                    try
+                    var header = new StreamWriteHeader
                     {
-                        var header = new StreamWriteHeader
+                        Name = name,
+                        Offset = (ulong)(offset + segmentStart),
+                        TotalLength = totalLength is { } total ? (ulong)(total - segmentStart) : 0,
+                    };
+                    await WriteMessageAsync(call, new StreamWriteRegionRequest { Header = header }, cancellationToken).ConfigureAwait(false);
+
+                    var current = bufferA;
+                    var next = bufferB;
+                    pendingRead = FillAsync(source, current, chunkSize, cancellationToken);
+                    while (true)
+                    {
+                        var n = await pendingRead.ConfigureAwait(false);
+                        pendingRead = null;
+                        if (n == 0)
                         {
-                            Name = name,
-                            Offset = (ulong)(offset + segmentStart),
-                            TotalLength = totalLength is { } total ? (ulong)(total - segmentStart) : 0,
-                        };
-                        await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = header }, cancellationToken)
-                            .ConfigureAwait(false);
-
-                        var current = bufferA;
-                        var next = bufferB;
-                        pendingRead = FillAsync(source, current, chunkSize, cancellationToken);
-                        while (true)
-                        {
-                            var n = await pendingRead.ConfigureAwait(false);
-                            pendingRead = null;
-                            if (n == 0)
-                            {
-                                break;
-                            }
-
-                            // Zero-copy: the message wraps the rented buffer, which is not touched again
-                            // until WriteAsync has completed (serialized and handed to HTTP/2).
-                            var message = new StreamWriteRegionRequest
-                            {
-                                Data = UnsafeByteOperations.UnsafeWrap(current.AsMemory(0, n)),
-                            };
-                            var write = call.RequestStream.WriteAsync(message, cancellationToken);
-
-                            // Overlap: hash this chunk and read the next one while it is being sent.
-                            var span = current.AsSpan(0, n);
-                            segmentCrc.Append(span);
-                            var end = sent + n;
-                            if (end > hashedUpTo)
-                            {
-                                whole.Append(span[(int)(hashedUpTo - sent)..]);
-                                hashedUpTo = end;
-                            }
-
-                            pendingRead = n == chunkSize
-                                ? FillAsync(source, next, chunkSize, cancellationToken)
-                                : Task.FromResult(0); // FillAsync returns a short count only at end of stream
-                            await write.ConfigureAwait(false);
-                            sent = end;
-                            progress?.Report(sent);
-                            (current, next) = (next, current);
+                            break;
                         }
 
+                        // Zero-copy: the message wraps the rented buffer, which is not touched again
+                        // until WriteAsync has completed (serialized and handed to HTTP/2).
+                        var message = new StreamWriteRegionRequest
+                        {
+                            Data = UnsafeByteOperations.UnsafeWrap(current.AsMemory(0, n)),
+                        };
+                        var write = WriteMessageAsync(call, message, cancellationToken);
+
+                        // Overlap: hash this chunk and read the next one while it is being sent.
+                        var span = current.AsSpan(0, n);
+                        segmentCrc.Append(span);
+                        var end = sent + n;
+                        if (end > hashedUpTo)
+                        {
+                            whole.Append(span[(int)(hashedUpTo - sent)..]);
+                            hashedUpTo = end;
+                        }
+
+                        pendingRead = n == chunkSize
+                            ? FillAsync(source, next, chunkSize, cancellationToken)
+                            : Task.FromResult(0); // FillAsync returns a short count only at end of stream
+                        await write.ConfigureAwait(false);
+                        sent = end;
+                        progress?.Report(sent);
+                        (current, next) = (next, current);
+                    }
+
+                    try
+                    {
                         await call.RequestStream.CompleteAsync().ConfigureAwait(false);
                     }
-                    catch (Exception ex) when (ex is not RpcException && ex is not OperationCanceledException && IsCallWriteFailure(ex))
+                    catch (Exception ex) when (ex is not RpcException && !cancellationToken.IsCancellationRequested)
                     {
-                        // The call already ended (the server answered early or the transport broke):
-                        // surface its status instead of the writer's error.
-                        await call.ResponseAsync.ConfigureAwait(false);
-                        throw;
+                        // The call already ended; its status (awaited below) explains why.
                     }
 
                     var response = await call.ResponseAsync.ConfigureAwait(false);
@@ -500,8 +496,25 @@ public sealed partial class PmemClient
         }
     }
 
-    private static bool IsCallWriteFailure(Exception ex) =>
-        ex is InvalidOperationException or IOException or ObjectDisposedException or HttpRequestException;
+    /// <summary>
+    /// Writes one message; when the write fails because the call already ended (the server answered
+    /// early with an error, or the transport broke), throws the call's status instead.
+    /// </summary>
+    private static async Task WriteMessageAsync(
+        AsyncClientStreamingCall<StreamWriteRegionRequest, StreamWriteRegionResponse> call,
+        StreamWriteRegionRequest message,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            await call.RequestStream.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not RpcException && !cancellationToken.IsCancellationRequested)
+        {
+            await call.ResponseAsync.ConfigureAwait(false);
+            throw;
+        }
+    }
 
     private static bool IsResumable(PmemException error) => error.Kind switch
     {

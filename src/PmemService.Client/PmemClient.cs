@@ -60,7 +60,9 @@ public sealed partial class PmemClient : IDisposable
             MaxSendMessageSize = _options.MaxSendMessageSize,
             MaxRetryAttempts = _options.MaxRetryAttempts,
             ServiceConfig = CreateServiceConfig(_options),
-            ThrowOperationCanceledOnCancellation = true,
+            // Cancellation is translated per call (see Translate): true here would also turn
+            // DEADLINE_EXCEEDED into OperationCanceledException.
+            ThrowOperationCanceledOnCancellation = false,
         };
 
         // The authority of a Unix socket channel is arbitrary; "localhost" keeps Kestrel's host checks happy.
