@@ -45,8 +45,8 @@ public sealed partial class PmemClient
     /// <remarks>
     /// <para>Chunks are read into pooled buffers and sent without copies; the next chunk is read
     /// while the previous one is being written.</para>
-    /// <para>When a stream fails with a transient status (UNAVAILABLE, ABORTED, or a transport
-    /// failure) and <paramref name="source"/> is seekable, the upload resumes from the last persisted
+    /// <para>When a stream fails with a transient status (UNAVAILABLE, ABORTED, CANCELLED not caused
+    /// by <paramref name="cancellationToken"/>, or a transport failure) and <paramref name="source"/> is seekable, the upload resumes from the last persisted
     /// offset the server reported (trailer <c>pmem-persisted-offset</c> / ErrorInfo metadata
     /// <c>persisted_offset</c>), re-seeking the source, up to
     /// <see cref="PmemClientOptions.MaxTransferResumes"/> consecutive failures without progress,
@@ -87,6 +87,7 @@ public sealed partial class PmemClient
         long position = 0;             // source-relative: first byte of the next attempt
         var interrupted = new List<(long Start, long Length)>(); // persisted by failed attempts, unverified
         var resumedFrom = new List<long>();
+        var interruptions = new List<PmemException>();
         var attempts = 0;
         var failuresWithoutProgress = 0;
         var sawUnavailable = false;
@@ -186,6 +187,7 @@ public sealed partial class PmemClient
                     }
 
                     sawUnavailable |= error.Kind == PmemErrorKind.Unavailable;
+                    interruptions.Add(error);
 
                     // Resume from what the server says is persistent; without that, restart the attempt
                     // (rewriting the same bytes at the same offsets is harmless).
@@ -240,7 +242,7 @@ public sealed partial class PmemClient
             source.Seek(sourceStart + uploaded, SeekOrigin.Begin);
         }
 
-        return new UploadResult(name, offset, uploaded, whole.GetCurrentHashAsUInt64(), attempts, resumedFrom, stopwatch.Elapsed);
+        return new UploadResult(name, offset, uploaded, whole.GetCurrentHashAsUInt64(), attempts, resumedFrom, interruptions, stopwatch.Elapsed);
     }
 
     /// <summary>Downloads a region range into a file (created or truncated).</summary>
@@ -518,9 +520,11 @@ public sealed partial class PmemClient
 
     private static bool IsResumable(PmemException error) => error.Kind switch
     {
-        PmemErrorKind.Unavailable or PmemErrorKind.Aborted => true,
+        // Callers filter out their own cancellation first: a CANCELLED seen here came from the server
+        // or the transport (e.g. a stream reset while the server shuts down).
+        PmemErrorKind.Unavailable or PmemErrorKind.Aborted or PmemErrorKind.Cancelled => true,
         // Transport failures (connection reset, server killed) carry no ErrorInfo reason.
-        PmemErrorKind.Internal or PmemErrorKind.Unknown or PmemErrorKind.Cancelled => error.Reason is null,
+        PmemErrorKind.Internal or PmemErrorKind.Unknown => error.Reason is null,
         _ => false,
     };
 

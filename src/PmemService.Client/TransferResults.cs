@@ -12,6 +12,7 @@ public readonly record struct WriteResult(long BytesWritten, bool Persisted);
 /// <param name="Crc64">CRC-64 (ECMA-182, <see cref="System.IO.Hashing.Crc64"/>) of the uploaded bytes, verified against the server.</param>
 /// <param name="Attempts">Streams opened (1 when no resume was needed).</param>
 /// <param name="ResumedFrom">Region offsets each resumed attempt started from, in order.</param>
+/// <param name="Interruptions">The transient failures that were resumed from, in order (parallel to <paramref name="ResumedFrom"/>).</param>
 /// <param name="Elapsed">Wall-clock duration of the whole upload.</param>
 public sealed record UploadResult(
     string Region,
@@ -20,6 +21,7 @@ public sealed record UploadResult(
     ulong Crc64,
     int Attempts,
     IReadOnlyList<long> ResumedFrom,
+    IReadOnlyList<PmemException> Interruptions,
     TimeSpan Elapsed)
 {
     /// <summary>Throughput in bytes per second.</summary>

@@ -155,13 +155,21 @@ internal sealed partial class CommandTree
                 PmemHealthStatus.ServiceUnknown => "SERVICE_UNKNOWN",
                 _ => "UNKNOWN",
             };
+            var label = name.Length == 0 ? "liveness" : name;
             if (ctx.Json)
             {
                 ctx.WriteJson(new { address = ctx.Client.Endpoint.ToString(), service = name, status = text });
             }
-            else
+            else if (status == PmemHealthStatus.Serving)
             {
-                ctx.WriteLine($"{text} ({(name.Length == 0 ? "liveness" : name)} at {ctx.Client.Endpoint})");
+                ctx.WriteLine($"{text} ({label} at {ctx.Client.Endpoint})");
+            }
+
+            if (status != PmemHealthStatus.Serving)
+            {
+                await ctx.Err.WriteLineAsync(status == PmemHealthStatus.ServiceUnknown
+                    ? $"error: SERVICE_UNKNOWN: {ctx.Client.Endpoint} has no health service '{name}'"
+                    : $"error: {text}: {label} at {ctx.Client.Endpoint} is {text}").ConfigureAwait(false);
             }
 
             return status switch
