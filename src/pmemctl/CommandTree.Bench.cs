@@ -138,7 +138,7 @@ internal sealed partial class CommandTree
 
             var console = ctx.CreateStdoutConsole();
             var table = new Table { Border = TableBorder.Rounded };
-            table.Title = new TableTitle(PmemCtlApp.Invariant(
+            console.WriteLine(PmemCtlApp.Invariant(
                 $"pmemctl bench: {ctx.Client.Endpoint}, region {name} ({Sizes.Format(totalBytes)}, granularity {CliContext.GranularityName(info.EffectiveGranularity)}{(info.MapSync ? ", MAP_SYNC" : string.Empty)}), concurrency {workers}"));
             table.AddColumn("operation");
             foreach (var column in new[] { "block", "ops", "bytes", "seconds", "MiB/s", "ops/s", "mean µs", "p99 µs" })
