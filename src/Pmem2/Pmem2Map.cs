@@ -1,74 +1,323 @@
+using System.Runtime.CompilerServices;
+using Pmem2.Internal;
+using Pmem2.Internal.Flush;
+using Pmem2.Internal.Mem;
+
 namespace Pmem2;
 
 /// <summary>
 /// A mapping (struct pmem2_map). Disposing unmaps exactly once; every access through this type is
-/// bounds-checked and holds a reference on <see cref="Handle"/>, so none can outlive the unmap.
-/// CONTRACT STUB: the public surface agreed between the engine and its users.
+/// bounds-checked and holds a reference on <see cref="Handle"/>, so none can outlive the unmap:
+/// a concurrent <see cref="Dispose"/> defers the munmap until in-flight calls have returned, and
+/// later calls throw <see cref="ObjectDisposedException"/>.
+/// <para>
+/// The persistence functions are those libpmem2 picks for the effective granularity
+/// (reference §4): PAGE = msync(MS_SYNC) of the page-aligned range; CACHE_LINE = CLWB / CLFLUSHOPT /
+/// CLFLUSH of every 64-byte line then sfence; BYTE = sfence only.
+/// </para>
 /// </summary>
-public sealed partial class Pmem2Map : IDisposable
+public sealed unsafe partial class Pmem2Map : IDisposable
 {
-    private Pmem2Map() { }
+    private readonly Pmem2MappingHandle _handle;
+    private readonly byte* _address;
+    private readonly nuint _size;
+    private readonly Pmem2Granularity _granularity;
+    private readonly Pmem2SourceType _sourceType;
+    private readonly ulong _deviceNumber;
+    private readonly MemFlusher _flusher;
+    private int _disposed;
 
-    /// <summary>pmem2_map_new.</summary>
-    public static Pmem2Map Create(Pmem2Config config, Pmem2Source source) => throw new NotImplementedException();
+    private Pmem2Map(Pmem2MappingHandle handle, Mapper.Mapping mapping, Pmem2Source source)
+    {
+        _handle = handle;
+        _address = (byte*)mapping.Address;
+        _size = mapping.ContentLength;
+        _granularity = mapping.Granularity;
+        IsMapSync = mapping.MapSync;
+        _sourceType = source.Type;
+        _deviceNumber = source.DeviceNumber;
+
+        // The flush the copy engines use for their temporal stores (libpmem2's Info.flush): the CPU
+        // routine on every granularity (BYTE copies ignore it, eADR needs no flush). Where CPU flushing
+        // is unavailable, PAGE copies skip it, since the msync that follows them writes back the range.
+        delegate*<byte*, nuint, void> flush = &CpuFlush.FlushRange;
+        if (_granularity == Pmem2Granularity.Page && CpuFlush.Instruction == Pmem2FlushInstruction.Msync)
+        {
+            flush = &CpuFlush.FlushNone;
+        }
+
+        _flusher = new MemFlusher(flush, CpuFlush.FenceAfterNonTemporal);
+    }
+
+    /// <summary>pmem2_map_new: maps <paramref name="source"/> as described by <paramref name="config"/>.
+    /// The config and source may be reused or disposed afterwards (an owned source's descriptor may be
+    /// closed: the mapping stays valid).</summary>
+    public static Pmem2Map Create(Pmem2Config config, Pmem2Source source)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(source);
+        PlatformGuard.EnsureSupported();
+
+        var mapping = Mapper.Map(config, source);
+        var handle = new Pmem2MappingHandle();
+        try
+        {
+            handle.Attach(mapping.Address, mapping.ContentLength, mapping.ReservedLength);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+
+        return new Pmem2Map(handle, mapping, source);
+    }
 
     /// <summary>pmem2_map_get_address.</summary>
-    public nint Address => throw new NotImplementedException();
+    public nint Address => (nint)_address;
 
     /// <summary>pmem2_map_get_size: the content length (not page-rounded).</summary>
-    public ulong Size => throw new NotImplementedException();
+    public ulong Size => _size;
 
     /// <summary>pmem2_map_get_store_granularity: the effective granularity.</summary>
-    public Pmem2Granularity StoreGranularity => throw new NotImplementedException();
+    public Pmem2Granularity StoreGranularity => _granularity;
 
     /// <summary>Whether the MAP_SHARED_VALIDATE|MAP_SYNC mapping succeeded (the file is on DAX).</summary>
-    public bool IsMapSync => throw new NotImplementedException();
+    public bool IsMapSync { get; }
 
     /// <summary>The SafeBuffer-derived handle that owns the mapping.</summary>
-    public Pmem2MappingHandle Handle => throw new NotImplementedException();
+    public Pmem2MappingHandle Handle => _handle;
 
     /// <summary>Whether the map has been disposed.</summary>
-    public bool IsDisposed => throw new NotImplementedException();
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>A view of the whole mapping. Valid only until the map is disposed; prefer the
-    /// bounds-checked methods below when the map may be disposed concurrently.</summary>
-    public Span<byte> GetSpan() => throw new NotImplementedException();
+    /// bounds-checked methods below when the map may be disposed concurrently. Throws
+    /// <see cref="InvalidOperationException"/> for maps larger than <see cref="int.MaxValue"/> bytes
+    /// (use <see cref="GetSpan(ulong, int)"/>).</summary>
+    public Span<byte> GetSpan()
+    {
+        ThrowIfDisposed();
+        if (_size > int.MaxValue)
+        {
+            throw new InvalidOperationException($"The mapping is {_size} bytes, more than a Span<byte> can cover; use GetSpan(offset, length).");
+        }
+
+        return new Span<byte>(_address, (int)_size);
+    }
+
+    /// <summary>A view of [offset, offset+length) of the mapping, with the same lifetime caveat as <see cref="GetSpan()"/>.</summary>
+    public Span<byte> GetSpan(ulong offset, int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ThrowIfDisposed();
+        CheckRange(offset, (ulong)length);
+        return new Span<byte>(_address + offset, length);
+    }
 
     /// <summary>Copies mapping bytes [offset, offset+destination.Length) into destination.</summary>
-    public void Read(ulong offset, Span<byte> destination) => throw new NotImplementedException();
+    public void Read(ulong offset, Span<byte> destination)
+    {
+        CheckRange(offset, (ulong)destination.Length);
+        var added = false;
+        try
+        {
+            AddRef(ref added);
+            new ReadOnlySpan<byte>(_address + offset, destination.Length).CopyTo(destination);
+        }
+        finally
+        {
+            Release(added);
+        }
+    }
 
     /// <summary>pmem2_memcpy_fn into the mapping at <paramref name="offset"/>.</summary>
-    public void Memcpy(ulong offset, ReadOnlySpan<byte> source, Pmem2MemFlags flags = Pmem2MemFlags.None) => throw new NotImplementedException();
+    public void Memcpy(ulong offset, ReadOnlySpan<byte> source, Pmem2MemFlags flags = Pmem2MemFlags.None)
+    {
+        CheckRange(offset, (ulong)source.Length);
+        var added = false;
+        try
+        {
+            AddRef(ref added);
+            fixed (byte* src = source)
+            {
+                MemmoveRaw(_address + offset, src, (nuint)source.Length, flags);
+            }
+        }
+        finally
+        {
+            Release(added);
+        }
+    }
 
     /// <summary>pmem2_memmove_fn within the mapping (overlap-safe).</summary>
-    public void Memmove(ulong destinationOffset, ulong sourceOffset, ulong length, Pmem2MemFlags flags = Pmem2MemFlags.None) => throw new NotImplementedException();
+    public void Memmove(ulong destinationOffset, ulong sourceOffset, ulong length, Pmem2MemFlags flags = Pmem2MemFlags.None)
+    {
+        CheckRange(destinationOffset, length);
+        CheckRange(sourceOffset, length);
+        var added = false;
+        try
+        {
+            AddRef(ref added);
+            MemmoveRaw(_address + destinationOffset, _address + sourceOffset, (nuint)length, flags);
+        }
+        finally
+        {
+            Release(added);
+        }
+    }
 
     /// <summary>pmem2_memset_fn within the mapping.</summary>
-    public void Memset(ulong offset, byte value, ulong length, Pmem2MemFlags flags = Pmem2MemFlags.None) => throw new NotImplementedException();
+    public void Memset(ulong offset, byte value, ulong length, Pmem2MemFlags flags = Pmem2MemFlags.None)
+    {
+        CheckRange(offset, length);
+        var added = false;
+        try
+        {
+            AddRef(ref added);
+            MemsetRaw(_address + offset, value, (nuint)length, flags);
+        }
+        finally
+        {
+            Release(added);
+        }
+    }
 
     /// <summary>pmem2_persist_fn over a range of the mapping.</summary>
-    public void Persist(ulong offset, ulong length) => throw new NotImplementedException();
+    public void Persist(ulong offset, ulong length)
+    {
+        CheckRange(offset, length);
+        var added = false;
+        try
+        {
+            AddRef(ref added);
+            PersistRaw(_address + offset, (nuint)length);
+        }
+        finally
+        {
+            Release(added);
+        }
+    }
 
     /// <summary>pmem2_flush_fn over a range of the mapping.</summary>
-    public void Flush(ulong offset, ulong length) => throw new NotImplementedException();
+    public void Flush(ulong offset, ulong length)
+    {
+        CheckRange(offset, length);
+        var added = false;
+        try
+        {
+            AddRef(ref added);
+            FlushRaw(_address + offset, (nuint)length);
+        }
+        finally
+        {
+            Release(added);
+        }
+    }
 
     /// <summary>pmem2_drain_fn.</summary>
-    public void Drain() => throw new NotImplementedException();
+    public void Drain()
+    {
+        ThrowIfDisposed();
+        DrainRaw();
+    }
 
-    /// <summary>pmem2_deep_flush over a range of the mapping (DEEP_FLUSH_RANGE when outside).</summary>
-    public void DeepFlush(ulong offset, ulong length) => throw new NotImplementedException();
+    /// <summary>pmem2_deep_flush over a range of the mapping (DEEP_FLUSH_RANGE when outside; the offset
+    /// wraps like a pointer, so an offset of 2^64 - n addresses n bytes before the map).</summary>
+    public void DeepFlush(ulong offset, ulong length)
+    {
+        var added = false;
+        try
+        {
+            AddRef(ref added);
+            DeepFlushRaw(unchecked(_address + offset), (nuint)length);
+        }
+        finally
+        {
+            Release(added);
+        }
+    }
 
     /// <summary>
     /// Extension beyond libpmem2, for bulk streams: a non-temporal copy whose persistence is deferred.
     /// On CACHE_LINE and BYTE maps it is Memcpy with NONTEMPORAL|NODRAIN; on PAGE maps the msync is
     /// deferred too. Call <see cref="CompleteDeferred"/> over the written range before acknowledging.
     /// </summary>
-    public void CopyNonTemporalDeferred(ulong offset, ReadOnlySpan<byte> source) => throw new NotImplementedException();
+    public void CopyNonTemporalDeferred(ulong offset, ReadOnlySpan<byte> source)
+    {
+        CheckRange(offset, (ulong)source.Length);
+        var added = false;
+        try
+        {
+            AddRef(ref added);
+            fixed (byte* src = source)
+            {
+                CopyNonTemporalDeferredRaw(_address + offset, src, (nuint)source.Length);
+            }
+        }
+        finally
+        {
+            Release(added);
+        }
+    }
 
     /// <summary>Makes deferred copies over [offset, offset+length) persistent: drain on CACHE_LINE and BYTE,
     /// msync of the page-aligned range on PAGE.</summary>
-    public void CompleteDeferred(ulong offset, ulong length) => throw new NotImplementedException();
+    public void CompleteDeferred(ulong offset, ulong length)
+    {
+        CheckRange(offset, length);
+        var added = false;
+        try
+        {
+            AddRef(ref added);
+            CompleteDeferredRaw(_address + offset, (nuint)length);
+        }
+        finally
+        {
+            Release(added);
+        }
+    }
 
-    /// <summary>pmem2_map_delete.</summary>
-    public void Dispose() => throw new NotImplementedException();
+    /// <summary>pmem2_map_delete: unregisters and unmaps, exactly once (later calls do nothing).</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _handle.Dispose();
+        }
+    }
+
+    /// <inheritdoc />
+    public override string ToString() =>
+        $"Pmem2Map(0x{(nuint)_address:x}, {_size} bytes, {_granularity}{(IsMapSync ? ", MAP_SYNC" : string.Empty)}{(IsDisposed ? ", disposed" : string.Empty)})";
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void CheckRange(ulong offset, ulong length)
+    {
+        if (offset > _size || length > _size - offset)
+        {
+            ThrowOutOfRange(offset, length);
+        }
+    }
+
+    private void ThrowOutOfRange(ulong offset, ulong length) =>
+        throw new ArgumentOutOfRangeException(nameof(offset), $"[{offset}, {offset}+{length}) is outside the {_size}-byte mapping.");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void AddRef(ref bool added)
+    {
+        ThrowIfDisposed();
+        _handle.DangerousAddRef(ref added);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Release(bool added)
+    {
+        if (added)
+        {
+            _handle.DangerousRelease();
+        }
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 }

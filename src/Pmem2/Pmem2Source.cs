@@ -1,43 +1,242 @@
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
+using Pmem2.Internal;
+using Pmem2.Internal.Interop;
 
 namespace Pmem2;
 
 /// <summary>
 /// What a mapping is made of (struct pmem2_source): a file descriptor of a regular file or a
-/// device DAX, or anonymous memory. CONTRACT STUB: signatures agreed between the engine and its
-/// users; bodies are filled in by the core implementation.
+/// device DAX, or anonymous memory. Creation validates the descriptor like pmem2_source_from_fd
+/// (access mode and file type); size and alignment are asked for live.
 /// </summary>
 public sealed class Pmem2Source : IDisposable
 {
-    private Pmem2Source() { }
+    private readonly SafeFileHandle? _handle;
+    private readonly bool _ownsHandle;
+    private readonly ulong _anonymousSize;
+    private volatile bool _disposed;
+
+    private Pmem2Source(Pmem2SourceType type, SafeFileHandle? handle, bool ownsHandle, ulong anonymousSize, ulong rdev, ulong dev)
+    {
+        Type = type;
+        _handle = handle;
+        _ownsHandle = ownsHandle;
+        _anonymousSize = anonymousSize;
+        DeviceNumber = rdev;
+        FileSystemDevice = dev;
+    }
 
     /// <summary>pmem2_source_from_fd over a handle. The handle is not duplicated nor owned.</summary>
-    public static Pmem2Source FromHandle(SafeFileHandle handle) => throw new NotImplementedException();
+    public static Pmem2Source FromHandle(SafeFileHandle handle)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        PlatformGuard.EnsureSupported();
+        return FromValidatedHandle(handle, ownsHandle: false);
+    }
 
     /// <summary>pmem2_source_from_fd over a raw descriptor (not owned).</summary>
-    public static Pmem2Source FromFileDescriptor(int fd) => throw new NotImplementedException();
+    public static Pmem2Source FromFileDescriptor(int fd)
+    {
+        PlatformGuard.EnsureSupported();
+        if (fd < 0)
+        {
+            // libpmem2 returns INVALID_FILE_HANDLE here without setting a message.
+            Errors.Throw(Pmem2ErrorCode.InvalidFileHandle, $"invalid file descriptor {fd}");
+        }
 
-    /// <summary>Opens <paramref name="path"/> and wraps it; the source owns (and closes) the handle.</summary>
-    public static Pmem2Source Open(string path, FileAccess access = FileAccess.ReadWrite) => throw new NotImplementedException();
+        return FromValidatedHandle(new SafeFileHandle(fd, ownsHandle: false), ownsHandle: false);
+    }
+
+    /// <summary>Opens <paramref name="path"/> and wraps it; the source owns (and closes) the handle.
+    /// Opening failures are thrown as -errno ("open \"path\": No such file or directory").</summary>
+    public static Pmem2Source Open(string path, FileAccess access = FileAccess.ReadWrite)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        PlatformGuard.EnsureSupported();
+        var flags = access switch
+        {
+            FileAccess.Read => LibC.O_RDONLY,
+            FileAccess.Write => LibC.O_WRONLY,
+            FileAccess.ReadWrite => LibC.O_RDWR,
+            _ => throw new ArgumentOutOfRangeException(nameof(access), access, null),
+        };
+
+        // libc open rather than File.OpenHandle: .NET refuses directories and takes advisory locks,
+        // while libpmem2 semantics need the raw descriptor (a directory must reach the type check).
+        var handle = LibC.open(path, flags | LibC.O_CLOEXEC, 0);
+        if (handle.IsInvalid)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            Errors.ThrowErrno(errno, $"open \"{path}\"");
+        }
+
+        try
+        {
+            return FromValidatedHandle(handle, ownsHandle: true);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>pmem2_source_from_anon: zero-filled anonymous memory of <paramref name="size"/> bytes.</summary>
-    public static Pmem2Source FromAnonymous(ulong size) => throw new NotImplementedException();
+    public static Pmem2Source FromAnonymous(ulong size)
+    {
+        PlatformGuard.EnsureSupported();
+        return new Pmem2Source(Pmem2SourceType.Anonymous, null, false, size, 0, 0);
+    }
 
     /// <summary>Kind of source.</summary>
-    public Pmem2SourceType Type => throw new NotImplementedException();
+    public Pmem2SourceType Type { get; }
 
     /// <summary>The wrapped handle (null for anonymous sources).</summary>
-    public SafeFileHandle? Handle => throw new NotImplementedException();
+    public SafeFileHandle? Handle => _handle;
+
+    /// <summary>st_rdev of the descriptor at creation (device DAX major:minor).</summary>
+    internal ulong DeviceNumber { get; }
+
+    /// <summary>st_dev of the descriptor at creation.</summary>
+    internal ulong FileSystemDevice { get; }
 
     /// <summary>pmem2_source_get_fd. Throws FILE_DESCRIPTOR_NOT_SET for anonymous sources.</summary>
-    public int GetFileDescriptor() => throw new NotImplementedException();
+    public int GetFileDescriptor()
+    {
+        ThrowIfDisposed();
+        if (_handle is null)
+        {
+            Errors.Throw(Pmem2ErrorCode.FileDescriptorNotSet, "File descriptor is not set, source type does not support fd");
+        }
+
+        return (int)_handle.DangerousGetHandle();
+    }
 
     /// <summary>pmem2_source_size: live size (fstat on every call for files).</summary>
-    public ulong GetSize() => throw new NotImplementedException();
+    public ulong GetSize()
+    {
+        ThrowIfDisposed();
+        if (_handle is null)
+        {
+            return _anonymousSize;
+        }
+
+        var st = FStat(_handle);
+        switch (Type)
+        {
+            case Pmem2SourceType.DeviceDax:
+                return DeviceDax.Size(DeviceNumber);
+            default:
+                if (st.st_size < 0)
+                {
+                    Errors.Throw(Pmem2ErrorCode.InvalidFileHandle, $"kernel says size of regular file is negative ({st.st_size})");
+                }
+
+                return (ulong)st.st_size;
+        }
+    }
 
     /// <summary>pmem2_source_alignment: required offset / length alignment.</summary>
-    public ulong GetAlignment() => throw new NotImplementedException();
+    public ulong GetAlignment()
+    {
+        ThrowIfDisposed();
+        var alignment = Type == Pmem2SourceType.DeviceDax ? DeviceDax.Alignment(DeviceNumber) : (ulong)Environment.SystemPageSize;
+        if (alignment == 0 || (alignment & (alignment - 1)) != 0)
+        {
+            Errors.Throw(Pmem2ErrorCode.InvalidAlignmentValue, $"alignment ({alignment}) has to be a power of two");
+        }
+
+        return alignment;
+    }
 
     /// <summary>pmem2_source_delete. Closes the handle only when the source owns it.</summary>
-    public void Dispose() => throw new NotImplementedException();
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_ownsHandle)
+        {
+            _handle?.Dispose();
+        }
+    }
+
+    internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    private static Pmem2Source FromValidatedHandle(SafeFileHandle handle, bool ownsHandle)
+    {
+        if (handle.IsInvalid || handle.IsClosed)
+        {
+            Errors.Throw(Pmem2ErrorCode.InvalidFileHandle, $"fcntl: {Errors.StrError(LibC.EBADF)}");
+        }
+
+        int flags;
+        try
+        {
+            flags = LibC.fcntl(handle, LibC.F_GETFL, 0);
+        }
+        catch (ObjectDisposedException)
+        {
+            flags = -1;
+            Marshal.SetLastPInvokeError(LibC.EBADF);
+        }
+
+        if (flags == -1)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw Errors.FromErrno(errno == LibC.EBADF ? Pmem2ErrorCode.InvalidFileHandle : (Pmem2ErrorCode)(-errno), errno, "fcntl");
+        }
+
+        if ((flags & LibC.O_ACCMODE) == LibC.O_WRONLY)
+        {
+            Errors.Throw(Pmem2ErrorCode.InvalidFileHandle, "fd must be open with O_RDONLY or O_RDWR");
+        }
+
+        var st = FStat(handle);
+        var type = (st.st_mode & LibC.S_IFMT) switch
+        {
+            LibC.S_IFREG => Pmem2SourceType.RegularFile,
+            LibC.S_IFDIR => throw new Pmem2Exception(Pmem2ErrorCode.InvalidFileType, "cannot set fd to directory in pmem2_source_from_fd"),
+            LibC.S_IFCHR => DeviceDax.IsDeviceDax(st.st_rdev)
+                ? Pmem2SourceType.DeviceDax
+                : throw new Pmem2Exception(Pmem2ErrorCode.InvalidFileType,
+                    $"character device {LibC.Major(st.st_rdev)}:{LibC.Minor(st.st_rdev)} is not a device DAX"),
+            var other => throw new Pmem2Exception(Pmem2ErrorCode.InvalidFileType, $"file type 0{Convert.ToString(other, 8)} not supported"),
+        };
+
+        return new Pmem2Source(type, handle, ownsHandle, 0, st.st_rdev, st.st_dev);
+    }
+
+    /// <summary>fstat, with EBADF (or a closed SafeFileHandle) reported as INVALID_FILE_HANDLE.</summary>
+    internal static unsafe Stat FStat(SafeFileHandle handle)
+    {
+        Stat st = default;
+        int rc;
+        try
+        {
+            rc = handle.IsClosed ? -1 : LibC.fstat(handle, &st);
+            if (rc != 0 && handle.IsClosed)
+            {
+                Marshal.SetLastPInvokeError(LibC.EBADF);
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            rc = -1;
+            Marshal.SetLastPInvokeError(LibC.EBADF);
+        }
+
+        if (rc != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw Errors.FromErrno(errno == LibC.EBADF ? Pmem2ErrorCode.InvalidFileHandle : (Pmem2ErrorCode)(-errno), errno, "fstat");
+        }
+
+        return st;
+    }
 }

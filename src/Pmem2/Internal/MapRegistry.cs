@@ -1,0 +1,136 @@
+namespace Pmem2.Internal;
+
+/// <summary>
+/// The process-wide registry of live mappings (libpmem2's interval tree in map.c L158-247 behind a
+/// rwlock). Registered ranges never overlap, so a list sorted by start address is also sorted by end
+/// address and one binary search finds the first range that can overlap a query.
+/// PAGE persist walks it (msync only what registered maps cover); <see cref="Register"/> refuses
+/// overlaps with MAP_EXISTS, like pmem2_map_from_existing.
+/// </summary>
+internal static class MapRegistry
+{
+    private static readonly ReaderWriterLockSlim s_lock = new(LockRecursionPolicy.NoRecursion);
+    private static readonly List<Entry> s_entries = [];
+
+    /// <summary>One registered range [Start, End) and its owner.</summary>
+    internal readonly record struct Entry(nuint Start, nuint End, object Owner);
+
+    /// <summary>Adds [start, start+length); throws MAP_EXISTS when it overlaps a registered map.</summary>
+    public static void Register(nuint start, nuint length, object owner)
+    {
+        var end = start + length;
+        s_lock.EnterWriteLock();
+        try
+        {
+            var i = FirstEndingAfter(start);
+            if (i < s_entries.Count && s_entries[i].Start < end)
+            {
+                Errors.Throw(Pmem2ErrorCode.MapExists, "mapping at the given region already exists");
+            }
+
+            s_entries.Insert(i, new Entry(start, end, owner));
+        }
+        finally
+        {
+            s_lock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Removes the entry of <paramref name="owner"/> at <paramref name="start"/>; false when absent
+    /// (libpmem2: MAPPING_NOT_FOUND).</summary>
+    public static bool Unregister(nuint start, object owner)
+    {
+        s_lock.EnterWriteLock();
+        try
+        {
+            var i = FirstEndingAfter(start);
+            if (i < s_entries.Count && s_entries[i].Start == start && ReferenceEquals(s_entries[i].Owner, owner))
+            {
+                s_entries.RemoveAt(i);
+                return true;
+            }
+
+            return false;
+        }
+        finally
+        {
+            s_lock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Number of registered maps (diagnostics and tests).</summary>
+    public static int Count
+    {
+        get
+        {
+            s_lock.EnterReadLock();
+            try
+            {
+                return s_entries.Count;
+            }
+            finally
+            {
+                s_lock.ExitReadLock();
+            }
+        }
+    }
+
+    /// <summary>Whether any registered map overlaps [start, start+length).</summary>
+    public static bool Overlaps(nuint start, nuint length)
+    {
+        s_lock.EnterReadLock();
+        try
+        {
+            var i = FirstEndingAfter(start);
+            return i < s_entries.Count && s_entries[i].Start < start + length;
+        }
+        finally
+        {
+            s_lock.ExitReadLock();
+        }
+    }
+
+    /// <summary>
+    /// Calls <paramref name="action"/> for the piece of every registered map that overlaps
+    /// [start, end), in address order, under the read lock (so no map in the walk can be unregistered,
+    /// and therefore unmapped, while its piece is being processed).
+    /// </summary>
+    public static void ForEachCovered<TState>(nuint start, nuint end, TState state, Action<nuint, nuint, TState> action)
+    {
+        s_lock.EnterReadLock();
+        try
+        {
+            for (var i = FirstEndingAfter(start); i < s_entries.Count && s_entries[i].Start < end; i++)
+            {
+                var e = s_entries[i];
+                var from = Math.Max(start, e.Start);
+                var to = Math.Min(end, e.End);
+                action(from, to - from, state);
+            }
+        }
+        finally
+        {
+            s_lock.ExitReadLock();
+        }
+    }
+
+    /// <summary>Index of the first entry whose End is greater than <paramref name="address"/>.</summary>
+    private static int FirstEndingAfter(nuint address)
+    {
+        int lo = 0, hi = s_entries.Count;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (s_entries[mid].End <= address)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+
+        return lo;
+    }
+}

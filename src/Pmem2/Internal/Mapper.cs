@@ -1,0 +1,252 @@
+using System.Runtime.InteropServices;
+using Pmem2.Internal.Interop;
+
+namespace Pmem2.Internal;
+
+/// <summary>
+/// pmem2_map_new (map_posix.c L291-553), step by step and in libpmem2's order, so the same error wins
+/// for every invalid combination. The caller wraps the result in a <see cref="Pmem2MappingHandle"/>.
+/// </summary>
+internal static unsafe class Mapper
+{
+    private const nuint MiB = 1 << 20;
+    private const nuint GiB = 1 << 30;
+
+    /// <summary>A live mapping: [Address, Address+ReservedLength) is ours to munmap.</summary>
+    internal readonly record struct Mapping(nint Address, nuint ContentLength, nuint ReservedLength, bool MapSync, Pmem2Granularity Granularity);
+
+    public static Mapping Map(Pmem2Config cfg, Pmem2Source src)
+    {
+        // 1. The granularity must be set; nothing else has been looked at yet.
+        if (cfg.RequiredStoreGranularity is not { } requested)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.GranularityNotSet, "please define the max granularity requested for the mapping");
+        }
+
+        src.ThrowIfDisposed();
+
+        // 2. Alignment, then the live size (fstat: a closed fd gives INVALID_FILE_HANDLE here).
+        var srcAlignment = src.GetAlignment();
+        var fileLen = src.GetSize();
+
+        // 3. Offset alignment; an anonymous source ignores the offset from here on.
+        if (cfg.Offset % srcAlignment != 0)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.OffsetUnaligned, $"offset is not a multiple of {srcAlignment}");
+        }
+
+        var anonymous = src.Type == Pmem2SourceType.Anonymous;
+        var effectiveOffset = anonymous ? 0 : cfg.Offset;
+
+        // 4. Protection and source-type checks.
+        var proto = TranslateProtection(cfg.Protection);
+        if (src.Type == Pmem2SourceType.DeviceDax && cfg.Sharing == Pmem2Sharing.Private)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.SrcDevdaxPrivate, "device DAX does not support mapping with MAP_PRIVATE");
+        }
+
+        // 5. Length validation (config.c L125-157), then the content length.
+        ValidateLength(cfg, fileLen, srcAlignment);
+        var contentLength = (nuint)(cfg.Length != 0 ? cfg.Length : fileLen - effectiveOffset);
+
+        // 6. Placement: a 2 MiB (1 GiB for >= 2 GiB) aligned address, via an over-sized placeholder.
+        var alignment = MapAlignment(contentLength, (nuint)srcAlignment);
+        var reserv = Reserve(contentLength, alignment, out var reservedLength);
+
+        // 7. The real mapping on top of the placeholder.
+        var flags = LibC.MAP_FIXED;
+        if (cfg.Sharing == Pmem2Sharing.Private)
+        {
+            flags |= LibC.MAP_PRIVATE;
+        }
+
+        if (anonymous)
+        {
+            flags |= LibC.MAP_ANONYMOUS;
+        }
+
+        var errno = FileMap(reserv, contentLength, proto, flags, src, (long)effectiveOffset, out var mapSync, out var addr);
+        if (errno != 0)
+        {
+            _ = LibC.munmap(reserv, reservedLength);
+            throw errno switch
+            {
+                LibC.EACCES => Errors.FromErrno(Pmem2ErrorCode.NoAccess, errno, "mmap"),
+                LibC.EOPNOTSUPP => Errors.FromErrno(Pmem2ErrorCode.NoSupp, errno, "mmap"),
+                LibC.EEXIST => Errors.FromErrno(Pmem2ErrorCode.MappingExists, errno, "mmap"),
+                _ => Errors.FromErrno(errno, "mmap"),
+            };
+        }
+
+        // 8. Granularity, decided after the mapping exists; undo it when coarser than tolerated.
+        var eadr = GranularityPolicy.DetectEadr();
+        var available = anonymous ? Pmem2Granularity.Byte : GranularityPolicy.MinGranularity(eadr, mapSync, cfg.Sharing);
+        if (available > requested)
+        {
+            _ = LibC.munmap(addr, reservedLength);
+            throw new Pmem2Exception(Pmem2ErrorCode.GranularityNotSupported, GranularityPolicy.NotSupportedMessage(requested, available));
+        }
+
+        return new Mapping((nint)addr, contentLength, reservedLength, mapSync, available);
+    }
+
+    /// <summary>PMEM2_PROT_* to PROT_* (map_posix.c L341-350).</summary>
+    internal static int TranslateProtection(Pmem2Protection protection)
+    {
+        var proto = LibC.PROT_NONE;
+        if ((protection & Pmem2Protection.Exec) != 0)
+        {
+            proto |= LibC.PROT_EXEC;
+        }
+
+        if ((protection & Pmem2Protection.Read) != 0)
+        {
+            proto |= LibC.PROT_READ;
+        }
+
+        if ((protection & Pmem2Protection.Write) != 0)
+        {
+            proto |= LibC.PROT_WRITE;
+        }
+
+        return proto;
+    }
+
+    /// <summary>pmem2_config_validate_length (config.c L125-157), in libpmem2's order.</summary>
+    internal static void ValidateLength(Pmem2Config cfg, ulong fileLen, ulong alignment)
+    {
+        if (fileLen == 0)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.SourceEmpty, "file length is equal 0");
+        }
+
+        if (cfg.Length % alignment != 0)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.LengthUnaligned, $"length is not a multiple of {alignment}");
+        }
+
+        var end = unchecked(cfg.Offset + cfg.Length);
+        if (end < cfg.Offset)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.MapRange, "overflow of offset and length");
+        }
+
+        if (end > fileLen)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.MapRange, "mapping larger than file size");
+        }
+    }
+
+    /// <summary>get_map_alignment: 2 MiB, 1 GiB from 2 GiB up, or the source alignment when larger.
+    /// Large, aligned placement lets the kernel use huge pages on DAX.</summary>
+    internal static nuint MapAlignment(nuint length, nuint sourceAlignment)
+    {
+        var align = length >= 2 * GiB ? GiB : 2 * MiB;
+        return sourceAlignment > align ? sourceAlignment : align;
+    }
+
+    /// <summary>
+    /// map_reserve (map_posix.c L110-188): map len + align bytes of inaccessible anonymous memory,
+    /// round the start up to <paramref name="alignment"/>, and give back the slack before and after
+    /// roundup(len, page). The remaining placeholder is then replaced with MAP_FIXED, so the target
+    /// range is never unmapped in between (no other thread's mmap can land there).
+    /// PROT_NONE + MAP_NORESERVE: no commit charge (libpmem2 uses PROT_READ for the same purpose).
+    /// </summary>
+    private static void* Reserve(nuint len, nuint alignment, out nuint reservedLength)
+    {
+        var pageMask = (nuint)Environment.SystemPageSize - 1;
+        if (len > nuint.MaxValue - alignment - pageMask)
+        {
+            Errors.ThrowErrno(LibC.ENOMEM, "mmap MAP_ANONYMOUS");
+        }
+
+        var dlength = len + alignment;
+        var daddr = LibC.mmap(null, dlength, LibC.PROT_NONE, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_NORESERVE, -1, 0);
+        if (daddr == LibC.MAP_FAILED)
+        {
+            Errors.ThrowErrno(Marshal.GetLastPInvokeError(), "mmap MAP_ANONYMOUS");
+        }
+
+        var reserv = ((nuint)daddr + alignment - 1) & ~(alignment - 1);
+        reservedLength = (len + pageMask) & ~pageMask;
+        var before = reserv - (nuint)daddr;
+        if (before != 0 && LibC.munmap(daddr, before) != 0)
+        {
+            var e = Marshal.GetLastPInvokeError();
+            _ = LibC.munmap(daddr, dlength);
+            Errors.ThrowErrno(e, "munmap");
+        }
+
+        var after = dlength - reservedLength - before;
+        if (after != 0 && LibC.munmap((void*)(reserv + reservedLength), after) != 0)
+        {
+            var e = Marshal.GetLastPInvokeError();
+            _ = LibC.munmap((void*)reserv, dlength - before);
+            Errors.ThrowErrno(e, "munmap");
+        }
+
+        return (void*)reserv;
+    }
+
+    /// <summary>
+    /// file_map (map_posix.c L197-245). PRIVATE: one mmap. SHARED: first MAP_SHARED_VALIDATE|MAP_SYNC,
+    /// which only DAX file systems and device DAX accept (MAP_SYNC guarantees the file metadata is
+    /// durable whenever a write fault completes, so CPU flushes alone make data persistent); on EINVAL
+    /// (kernel before 4.15 without MAP_SHARED_VALIDATE) or EOPNOTSUPP (not DAX) fall back to MAP_SHARED.
+    /// Returns 0 or errno.
+    /// </summary>
+    private static int FileMap(void* reserv, nuint len, int proto, int flags, Pmem2Source src, long offset, out bool mapSync, out void* addr)
+    {
+        mapSync = false;
+        if ((flags & LibC.MAP_PRIVATE) != 0)
+        {
+            addr = Mmap(reserv, len, proto, flags, src, offset);
+            return addr == LibC.MAP_FAILED ? Marshal.GetLastPInvokeError() : 0;
+        }
+
+        var forced = src.Type == Pmem2SourceType.Anonymous ? null : GranularityPolicy.MapSyncOverride;
+        if (forced is null)
+        {
+            addr = Mmap(reserv, len, proto, flags | LibC.MAP_SHARED_VALIDATE | LibC.MAP_SYNC, src, offset);
+            if (addr != LibC.MAP_FAILED)
+            {
+                mapSync = true;
+                return 0;
+            }
+
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is not (LibC.EINVAL or LibC.EOPNOTSUPP))
+            {
+                return errno;
+            }
+        }
+
+        addr = Mmap(reserv, len, proto, flags | LibC.MAP_SHARED, src, offset);
+        if (addr == LibC.MAP_FAILED)
+        {
+            return Marshal.GetLastPInvokeError();
+        }
+
+        mapSync = forced ?? false;
+        return 0;
+    }
+
+    private static void* Mmap(void* addr, nuint len, int proto, int flags, Pmem2Source src, long offset)
+    {
+        if (src.Handle is not { } handle)
+        {
+            return LibC.mmap(addr, len, proto, flags, -1, offset);
+        }
+
+        try
+        {
+            return LibC.mmap(addr, len, proto, flags, handle, offset);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The handle was closed after the size check: report it as mmap would (EBADF).
+            Marshal.SetLastPInvokeError(LibC.EBADF);
+            return LibC.MAP_FAILED;
+        }
+    }
+}
