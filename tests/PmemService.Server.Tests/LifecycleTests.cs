@@ -202,6 +202,20 @@ public sealed class LifecycleTests
     }
 
     [Fact]
+    public async Task Mapped_bytes_limit_is_resource_exhausted_and_frees_on_unmap()
+    {
+        await using var server = await PmemTestServer.StartAsync(s => s["PmemService:MaxMappedBytes"] = (1 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await CreateAsync(server.Uds, "first", 768 << 10);
+        var (_, _, info) = await AssertError(async () => await server.Uds.MapRegionAsync(new MapRegionRequest { Name = "second", Size = 512 << 10, CreateIfMissing = true }),
+            StatusCode.ResourceExhausted, "MAPPED_BYTES_LIMIT");
+        Assert.Equal("786432", info.Metadata["mapped_bytes"]);
+        Assert.False(File.Exists(Path.Combine(server.PoolPath, "second")));
+
+        await server.Uds.UnmapRegionAsync(new UnmapRegionRequest { Name = "first" });
+        Assert.True((await CreateAsync(server.Uds, "second", 512 << 10)).Mapped);
+    }
+
+    [Fact]
     public async Task Health_subcommand_exits_0_when_serving_and_1_otherwise()
     {
         await using var server = await PmemTestServer.StartAsync();

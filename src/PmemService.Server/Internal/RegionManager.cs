@@ -144,6 +144,14 @@ internal sealed class RegionManager : IDisposable
                     .With("limit", _options.MaxRegionSize);
             }
 
+            // Fail before creating anything when the region could not be mapped anyway
+            // (Reserve below re-checks the mapped-bytes limit under its lock).
+            if ((ulong)MappedBytes + size > (ulong)_options.MaxMappedBytes)
+            {
+                Reserve(region.Name, size);
+                Unreserve(size);
+            }
+
             // Fail before creating anything when the pool cannot give the granularity asked for.
             var probe = Probe;
             if (probe is not null && !GranularityConvert.Satisfies(probe.Granularity, required))
@@ -182,17 +190,23 @@ internal sealed class RegionManager : IDisposable
             }
         }
 
-        Reserve(region.Name, fileSize);
+        var reserved = false;
         RegionMapping mapping;
         try
         {
+            Reserve(region.Name, fileSize);
+            reserved = true;
             using var activity = PmemActivity.Source.StartActivity("pmem.map");
             activity?.SetTag("pmem.granularity.required", GranularityConvert.Name(required));
             mapping = OpenMapping(region.Path, required);
         }
         catch
         {
-            Unreserve(fileSize);
+            if (reserved)
+            {
+                Unreserve(fileSize);
+            }
+
             if (created)
             {
                 // The call failed: leave no region behind that the caller does not know about.
