@@ -100,6 +100,19 @@ public class LifetimeTests
     }
 
     [Fact]
+    public void DisposingTheHandleDirectlyAlsoEndsTheMap()
+    {
+        using var file = new TempFile(1 << 20);
+        using var src = file.OpenSource();
+        using var map = Pmem2Map.Create(T.Config(), src);
+        map.Handle.Dispose();
+        Assert.True(map.IsDisposed);
+        Assert.False(IsMapped(map.Address));
+        Assert.Throws<ObjectDisposedException>(() => map.GetSpan());
+        Assert.Throws<ObjectDisposedException>(() => map.Persist(0, 1));
+    }
+
+    [Fact]
     public void RegistryTracksLiveMapsOnly()
     {
         using var file = new TempFile(1 << 20);

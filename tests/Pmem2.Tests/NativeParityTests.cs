@@ -75,6 +75,84 @@ public class NativeParityTests
         }
     }
 
+    public static TheoryData<ulong, ulong, ulong, int, int> AnonymousCases()
+    {
+        var data = new TheoryData<ulong, ulong, ulong, int, int>();
+        foreach (var (size, offset, length) in new (ulong, ulong, ulong)[]
+        {
+            (0, 0, 0), (1 << 20, 0, 0), (1 << 20, 4096, 0), (1 << 20, 4096, 1 << 20), (1 << 20, 0, 1024),
+            (1 << 20, 1024, 0), (1 << 20, 2 << 20, 0), (1 << 20, 0, 2 << 20), (3072, 0, 0),
+        })
+        {
+            foreach (var sharing in new[] { 0, 1 })
+            {
+                foreach (var granularity in new[] { 0, 2 })
+                {
+                    data.Add(size, offset, length, sharing, granularity);
+                }
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(AnonymousCases))]
+    public void AnonymousMapsAgree(ulong size, ulong offset, ulong length, int sharing, int granularity)
+    {
+        Assert.Equal(0, NativePmem2.pmem2_source_from_anon(out var nativeSrc, (nuint)size));
+        int rc;
+        string nativeMessage;
+        ulong nativeSize = 0;
+        var nativeGranularity = -1;
+        try
+        {
+            rc = NativeMap.TryCreate(nativeSrc, granularity, offset, length, sharing, ReadWrite, out var native);
+            nativeMessage = NativePmem2.ErrorMessage();
+            using (native)
+            {
+                nativeSize = native?.Size ?? 0;
+                nativeGranularity = native?.Granularity ?? -1;
+            }
+        }
+        finally
+        {
+            NativePmem2.pmem2_source_delete(ref nativeSrc);
+        }
+
+        using var src = Pmem2Source.FromAnonymous(size);
+        try
+        {
+            using var map = Pmem2Map.Create(T.Config((Pmem2Granularity)granularity, offset, length, (Pmem2Sharing)sharing), src);
+            Assert.Equal(0, rc);
+            Assert.Equal(nativeSize, map.Size);
+            Assert.Equal(nativeGranularity, (int)map.StoreGranularity);
+        }
+        catch (Pmem2Exception e)
+        {
+            Assert.Equal(rc, (int)e.Code);
+            Assert.Equal(nativeMessage, e.Message);
+        }
+    }
+
+    [Theory]
+    [InlineData(FileAccess.ReadWrite, 0)]
+    [InlineData(FileAccess.Read, 0)]
+    [InlineData(FileAccess.Read, 2)]
+    [InlineData(FileAccess.ReadWrite, 1)]
+    public void PrivateFileMapsAgree(FileAccess access, int granularity)
+    {
+        using var file = new TempFile(1 << 20);
+        using var handle = file.OpenHandle(access);
+        var rc = NativeMap.TryCreate((int)handle.DangerousGetHandle(), granularity, 0, 0, 1, ReadWrite, out var native);
+        var nativeGranularity = native?.Granularity ?? -1;
+        native?.Dispose();
+        Assert.Equal(0, rc);
+        using var src = Pmem2Source.FromHandle(handle);
+        using var map = Pmem2Map.Create(T.Config((Pmem2Granularity)granularity, sharing: Pmem2Sharing.Private), src);
+        Assert.Equal(nativeGranularity, (int)map.StoreGranularity);
+    }
+
     [Fact]
     public void ConfigSetterMessagesAgree()
     {
