@@ -166,6 +166,42 @@ public sealed class LifecycleTests
         }
     }
 
+    [Fact]
+    public async Task A_region_the_filesystem_cannot_allocate_is_resource_exhausted_and_leaves_nothing()
+    {
+        // 1 PiB: fallocate fails at once (ENOSPC on tmpfs, EFBIG elsewhere) instead of creating a sparse file.
+        const long huge = 1L << 50;
+        await using var server = await PmemTestServer.StartAsync(s =>
+        {
+            s["PmemService:MaxRegionSize"] = huge.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            s["PmemService:MaxMappedBytes"] = huge.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        });
+        var (_, status, _) = await AssertError(async () => await server.Uds.MapRegionAsync(new MapRegionRequest { Name = "huge", Size = huge, CreateIfMissing = true }),
+            StatusCode.ResourceExhausted, "POOL_SPACE_EXHAUSTED");
+        AssertFieldViolation(status, "size");
+        Assert.Equal([".pmem-service.lock"], Directory.EnumerateFileSystemEntries(server.PoolPath).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task A_second_service_on_the_same_pool_refuses_to_start()
+    {
+        await using var first = await PmemTestServer.StartAsync();
+        var root = PmemTestServer.NewRoot();
+        try
+        {
+            var exception = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+                PmemTestServer.StartAsync(s => s["PmemService:PoolPath"] = first.PoolPath, root));
+            Assert.Contains("Another PmemService", exception.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+
+        // The first one is unaffected.
+        Assert.True((await CreateAsync(first.Uds, "still-mine", 4096)).Created);
+    }
+
     [Theory]
     [InlineData("PmemService:TcpEndpoint", "nonsense", "TcpEndpoint")]
     [InlineData("PmemService:UnixSocketMode", "999", "UnixSocketMode")]
