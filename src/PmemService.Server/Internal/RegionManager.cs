@@ -580,6 +580,8 @@ internal sealed class RegionManager : IDisposable
                     {
                         if (region.Mapping is null)
                         {
+                            // Stale from now on: a MapRegion waiting on this Gate must look the name up again.
+                            region.Deleted = true;
                             _regions.TryRemove(new KeyValuePair<string, Region>(name, region));
                         }
                     }
