@@ -151,6 +151,66 @@ public sealed class Pmem2Source : IDisposable
         return alignment;
     }
 
+    /// <summary>pmem2_source_numa_node: the NUMA node of the NVDIMM region behind the source
+    /// (NOSUPP for anonymous memory, DAX_REGION_NOT_FOUND when the source is not on a region).</summary>
+    public int GetNumaNode()
+    {
+        ThrowIfDisposed();
+        if (Type == Pmem2SourceType.Anonymous)
+        {
+            Errors.Throw(Pmem2ErrorCode.NoSupp, "Anonymous sources are not bound to numa nodes.");
+        }
+
+        var region = NdRegion.Find(this) ?? throw new Pmem2Exception(Pmem2ErrorCode.DaxRegionNotFound, "unknown region");
+        return NdRegion.NumaNode(region);
+    }
+
+    /// <summary>pmem2_source_device_usc: the sum of the unsafe (dirty) shutdown counts of the region's
+    /// DIMMs; NOSUPP for anonymous memory, a source off any region, or a DIMM that does not report it.</summary>
+    public ulong GetDeviceUsc()
+    {
+        ThrowIfDisposed();
+        if (Type == Pmem2SourceType.Anonymous)
+        {
+            Errors.Throw(Pmem2ErrorCode.NoSupp, "Anonymous source does not support unsafe shutdown count");
+        }
+
+        var region = NdRegion.Find(this) ?? throw new Pmem2Exception(Pmem2ErrorCode.NoSupp, "Unsafe shutdown count is not supported for this source");
+        ulong usc = 0;
+        foreach (var dimm in NdRegion.Dimms(region))
+        {
+            var count = NdRegion.DirtyShutdown(dimm);
+            if (count < 0)
+            {
+                Errors.Throw(Pmem2ErrorCode.NoSupp, "Unsafe shutdown count is not supported for this source");
+            }
+
+            usc += (ulong)count;
+        }
+
+        return usc;
+    }
+
+    /// <summary>pmem2_source_device_id: the concatenated unique ids of the region's DIMMs; NOSUPP for
+    /// anonymous memory, a source off any region, or a DIMM without an id.</summary>
+    public string GetDeviceId()
+    {
+        ThrowIfDisposed();
+        if (Type == Pmem2SourceType.Anonymous)
+        {
+            Errors.Throw(Pmem2ErrorCode.NoSupp, "Anonymous source does not have device id");
+        }
+
+        var region = NdRegion.Find(this) ?? throw new Pmem2Exception(Pmem2ErrorCode.NoSupp, "unknown region");
+        var id = new System.Text.StringBuilder();
+        foreach (var dimm in NdRegion.Dimms(region))
+        {
+            id.Append(NdRegion.UniqueId(dimm) ?? throw new Pmem2Exception(Pmem2ErrorCode.NoSupp, $"{dimm} has no unique id"));
+        }
+
+        return id.ToString();
+    }
+
     /// <summary>
     /// pmem2_source_pread_mcsafe for regular files: reads <paramref name="destination"/>.Length bytes at
     /// <paramref name="offset"/> with pread; EIO (a bad block under the file) is IO_FAIL, a range past

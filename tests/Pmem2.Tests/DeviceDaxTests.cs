@@ -28,6 +28,17 @@ public sealed class DeviceDaxTests : IDisposable
         File.CreateSymbolicLink(Path.Combine(root, "dev", "char", "1:3"), dax.FullName);
         var bus = Directory.CreateDirectory(Path.Combine(root, "bus", "nd", "devices", "region0"));
         _deepFlush = Path.Combine(bus.FullName, "deep_flush");
+        File.WriteAllText(Path.Combine(bus.FullName, "numa_node"), "1\n");
+        File.WriteAllText(Path.Combine(bus.FullName, "mappings"), "2\n");
+        File.WriteAllText(Path.Combine(bus.FullName, "mapping0"), "nmem0,0,4294967296,0\n");
+        File.WriteAllText(Path.Combine(bus.FullName, "mapping1"), "nmem1,0,4294967296,1\n");
+        for (var i = 0; i < 2; i++)
+        {
+            var nfit = Directory.CreateDirectory(Path.Combine(root, "bus", "nd", "devices", $"nmem{i}", "nfit"));
+            File.WriteAllText(Path.Combine(nfit.FullName, "dirty_shutdown"), $"{3 + i}\n");
+            File.WriteAllText(Path.Combine(nfit.FullName, "id"), $"8089-a2-1837-0000000{i}\n");
+        }
+
         DeviceDax.SysRoot = root;
     }
 
@@ -44,6 +55,21 @@ public sealed class DeviceDaxTests : IDisposable
         Assert.Equal(Pmem2SourceType.DeviceDax, src.Type);
         Assert.Equal(1UL << 30, src.GetSize());
         Assert.Equal(2UL << 20, src.GetAlignment());
+    }
+
+    [Fact]
+    public void RegionFactsComeFromTheRegionAndItsDimms()
+    {
+        using var src = Pmem2Source.Open("/dev/null");
+        Assert.Equal(1, src.GetNumaNode());
+        Assert.Equal(7UL, src.GetDeviceUsc());
+        Assert.Equal("8089-a2-1837-000000008089-a2-1837-00000001", src.GetDeviceId());
+
+        File.Delete(Path.Combine(_root.Path, "bus", "nd", "devices", "nmem1", "nfit", "dirty_shutdown"));
+        var e = T.Fails(Pmem2ErrorCode.NoSupp, () => src.GetDeviceUsc());
+        Assert.Equal("Unsafe shutdown count is not supported for this source", e.Message);
+        File.Delete(Path.Combine(_root.Path, "bus", "nd", "devices", "nmem0", "nfit", "id"));
+        T.Fails(Pmem2ErrorCode.NoSupp, () => src.GetDeviceId());
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Pmem2.Oracle;
 
 namespace Pmem2.Tests;
@@ -202,6 +203,43 @@ public class NativeParityTests
         finally
         {
             NativePmem2.pmem2_source_delete(ref anon);
+        }
+    }
+
+    [DllImport("libpmem2.so.1")]
+    private static extern int pmem2_source_numa_node(nint src, out int node);
+
+    [DllImport("libpmem2.so.1")]
+    private static extern int pmem2_source_device_usc(nint src, out ulong usc);
+
+    [DllImport("libpmem2.so.1")]
+    private static extern int pmem2_source_device_id(nint src, nint id, ref nuint len);
+
+    [Fact]
+    public void RegionQueriesAgreeOffPmem()
+    {
+        // Files on ext4 (no NVDIMM region) and anonymous memory.
+        using var file = new TempFile(4096);
+        using var handle = file.OpenHandle();
+        Assert.Equal(0, NativePmem2.pmem2_source_from_fd(out var fileSrc, (int)handle.DangerousGetHandle()));
+        Assert.Equal(0, NativePmem2.pmem2_source_from_anon(out var anonSrc, 4096));
+        try
+        {
+            using var ours = Pmem2Source.FromHandle(handle);
+            using var anon = Pmem2Source.FromAnonymous(4096);
+            Check(pmem2_source_numa_node(fileSrc, out _), () => ours.GetNumaNode());
+            Check(pmem2_source_device_usc(fileSrc, out _), () => ours.GetDeviceUsc());
+            Check(pmem2_source_numa_node(anonSrc, out _), () => anon.GetNumaNode());
+            Check(pmem2_source_device_usc(anonSrc, out _), () => anon.GetDeviceUsc());
+            nuint len = 0;
+            Check(pmem2_source_device_id(anonSrc, 0, ref len), () => anon.GetDeviceId());
+            Assert.Equal((int)Pmem2ErrorCode.NoSupp, pmem2_source_device_id(fileSrc, 0, ref len));
+            Assert.Equal(Pmem2ErrorCode.NoSupp, Assert.Throws<Pmem2Exception>(() => ours.GetDeviceId()).Code);
+        }
+        finally
+        {
+            NativePmem2.pmem2_source_delete(ref fileSrc);
+            NativePmem2.pmem2_source_delete(ref anonSrc);
         }
     }
 
