@@ -84,6 +84,21 @@ public sealed class Pmem2Config
         }
     }
 
+    /// <summary>The reservation the map is placed into (null: anywhere), see <see cref="SetVmReservation"/>.</summary>
+    public Pmem2VmReservation? VmReservation { get; private set; }
+
+    /// <summary>Offset of the map inside <see cref="VmReservation"/>.</summary>
+    public ulong VmReservationOffset { get; private set; }
+
+    /// <summary>pmem2_config_set_vm_reservation: place the map at <paramref name="offset"/> inside
+    /// <paramref name="reservation"/> (null clears it). Checked at map time (page-aligned offset,
+    /// enough room, region free).</summary>
+    public void SetVmReservation(Pmem2VmReservation? reservation, ulong offset)
+    {
+        VmReservation = reservation;
+        VmReservationOffset = reservation is null ? 0 : offset;
+    }
+
     /// <summary>A copy of this config (the map keeps its own snapshot).</summary>
     internal Pmem2Config Clone() => (Pmem2Config)MemberwiseClone();
 }

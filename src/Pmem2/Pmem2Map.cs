@@ -25,10 +25,17 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     private readonly Pmem2SourceType _sourceType;
     private readonly ulong _deviceNumber;
     private readonly MemFlusher _flusher;
+    private readonly bool _readable;
+    private readonly bool _writable;
     private int _disposed;
 
-    private Pmem2Map(Pmem2MappingHandle handle, Mapper.Mapping mapping, Pmem2Source source)
+    private Pmem2Map(Pmem2MappingHandle handle, Mapper.Mapping mapping, Pmem2Source source, Pmem2Protection protection)
     {
+        // On x86-64 any of PROT_READ / PROT_WRITE / PROT_EXEC makes a page readable; only PROT_WRITE
+        // makes it writable. A store to a read-only page, or a load or cache-line flush of a PROT_NONE
+        // page, is a SIGSEGV that .NET cannot survive, so such calls are refused up front.
+        _readable = protection != Pmem2Protection.None;
+        _writable = (protection & Pmem2Protection.Write) != 0;
         _handle = handle;
         _address = (byte*)mapping.Address;
         _size = mapping.ContentLength;
@@ -58,11 +65,64 @@ public sealed unsafe partial class Pmem2Map : IDisposable
         ArgumentNullException.ThrowIfNull(source);
         PlatformGuard.EnsureSupported();
 
+        // A snapshot, so a config changed by another thread meanwhile cannot mix two settings.
+        config = config.Clone();
+        var rsv = config.VmReservation;
+        if (rsv is null)
+        {
+            return CreateUnlocked(config, source, null);
+        }
+
+        // The reservation stays locked from the "is the region free" check until the map is recorded
+        // in it, so two concurrent maps cannot both claim (and MAP_FIXED over) the same range.
+        lock (rsv.SyncRoot)
+        {
+            return CreateUnlocked(config, source, rsv);
+        }
+    }
+
+    /// <summary>
+    /// pmem2_map_from_existing: wraps a mapping the caller made (and keeps owning: disposing the map
+    /// only unregisters it). The granularity is trusted, as in libpmem2; the range is registered
+    /// process-wide and MAP_EXISTS is thrown when it overlaps a registered map.
+    /// </summary>
+    public static Pmem2Map FromExisting(Pmem2Source source, nint address, ulong length, Pmem2Granularity granularity)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        PlatformGuard.EnsureSupported();
+        source.ThrowIfDisposed();
+        if (granularity is not (Pmem2Granularity.Byte or Pmem2Granularity.CacheLine or Pmem2Granularity.Page))
+        {
+            Errors.Throw(Pmem2ErrorCode.GranularityNotSupported, $"unknown granularity value {(int)granularity}");
+        }
+
+        if (address == 0 || length == 0 || length > (ulong)nint.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(length), "the existing mapping must have a non-null address and a positive length");
+        }
+
+        var mapping = new Mapper.Mapping(address, (nuint)length, 0, false, granularity);
+        var handle = new Pmem2MappingHandle();
+        try
+        {
+            handle.Attach(address, (nuint)length, 0, reservation: null, ownsMapping: false);
+        }
+        catch
+        {
+            handle.SetHandleAsInvalid();
+            throw;
+        }
+
+        return new Pmem2Map(handle, mapping, source, Pmem2Protection.Read | Pmem2Protection.Write);
+    }
+
+    private static Pmem2Map CreateUnlocked(Pmem2Config config, Pmem2Source source, Pmem2VmReservation? rsv)
+    {
         var mapping = Mapper.Map(config, source);
         var handle = new Pmem2MappingHandle();
         try
         {
-            handle.Attach(mapping.Address, mapping.ContentLength, mapping.ReservedLength);
+            handle.Attach(mapping.Address, mapping.ContentLength, mapping.ReservedLength, rsv);
         }
         catch
         {
@@ -70,7 +130,9 @@ public sealed unsafe partial class Pmem2Map : IDisposable
             throw;
         }
 
-        return new Pmem2Map(handle, mapping, source);
+        var map = new Pmem2Map(handle, mapping, source, config.Protection);
+        rsv?.AddLocked(config.VmReservationOffset, map);
+        return map;
     }
 
     /// <summary>pmem2_map_get_address.</summary>
@@ -89,7 +151,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public Pmem2MappingHandle Handle => _handle;
 
     /// <summary>Whether the map has been disposed.</summary>
-    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0 || _handle.IsClosed;
 
     /// <summary>A view of the whole mapping. Valid only until the map is disposed; prefer the
     /// bounds-checked methods below when the map may be disposed concurrently. Throws
@@ -119,6 +181,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void Read(ulong offset, Span<byte> destination)
     {
         CheckRange(offset, (ulong)destination.Length);
+        RequireAccess(write: false);
         var added = false;
         try
         {
@@ -135,6 +198,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void Memcpy(ulong offset, ReadOnlySpan<byte> source, Pmem2MemFlags flags = Pmem2MemFlags.None)
     {
         CheckRange(offset, (ulong)source.Length);
+        RequireAccess(write: true);
         var added = false;
         try
         {
@@ -155,6 +219,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     {
         CheckRange(destinationOffset, length);
         CheckRange(sourceOffset, length);
+        RequireAccess(write: true);
         var added = false;
         try
         {
@@ -171,6 +236,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void Memset(ulong offset, byte value, ulong length, Pmem2MemFlags flags = Pmem2MemFlags.None)
     {
         CheckRange(offset, length);
+        RequireAccess(write: true);
         var added = false;
         try
         {
@@ -187,6 +253,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void Persist(ulong offset, ulong length)
     {
         CheckRange(offset, length);
+        RequireFlushable();
         var added = false;
         try
         {
@@ -203,6 +270,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void Flush(ulong offset, ulong length)
     {
         CheckRange(offset, length);
+        RequireFlushable();
         var added = false;
         try
         {
@@ -226,6 +294,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     /// wraps like a pointer, so an offset of 2^64 - n addresses n bytes before the map).</summary>
     public void DeepFlush(ulong offset, ulong length)
     {
+        RequireFlushable();
         var added = false;
         try
         {
@@ -246,6 +315,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void CopyNonTemporalDeferred(ulong offset, ReadOnlySpan<byte> source)
     {
         CheckRange(offset, (ulong)source.Length);
+        RequireAccess(write: true);
         var added = false;
         try
         {
@@ -266,6 +336,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void CompleteDeferred(ulong offset, ulong length)
     {
         CheckRange(offset, length);
+        RequireFlushable();
         var added = false;
         try
         {
@@ -302,6 +373,28 @@ public sealed unsafe partial class Pmem2Map : IDisposable
 
     private void ThrowOutOfRange(ulong offset, ulong length) =>
         throw new ArgumentOutOfRangeException(nameof(offset), $"[{offset}, {offset}+{length}) is outside the {_size}-byte mapping.");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RequireAccess(bool write)
+    {
+        if (write ? !_writable : !_readable)
+        {
+            ThrowNoAccess(write ? "written (no Pmem2Protection.Write)" : "read (Pmem2Protection.None)");
+        }
+    }
+
+    /// <summary>CPU cache-line flushes fault on PROT_NONE pages (they count as loads); msync does not.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RequireFlushable()
+    {
+        if (!_readable && _granularity != Pmem2Granularity.Page)
+        {
+            ThrowNoAccess("flushed by the CPU (Pmem2Protection.None)");
+        }
+    }
+
+    private static void ThrowNoAccess(string what) =>
+        throw new UnauthorizedAccessException($"The mapping's protection does not allow it to be {what}.");
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void AddRef(ref bool added)

@@ -16,19 +16,25 @@ public sealed class Pmem2MappingHandle : SafeBuffer
 {
     private nuint _reservedLength;
     private bool _registered;
+    private bool _ownsMapping = true;
+    private Pmem2VmReservation? _reservation;
 
     internal Pmem2MappingHandle()
         : base(ownsHandle: true)
     {
     }
 
-    /// <summary>Takes ownership of [address, address+reservedLength) and registers it process-wide.</summary>
-    internal void Attach(nint address, nuint contentLength, nuint reservedLength)
+    /// <summary>Takes ownership of [address, address+reservedLength) and registers it process-wide.
+    /// Inside a reservation the range is re-covered with PROT_NONE memory on release instead of unmapped;
+    /// a wrapped existing mapping (<paramref name="ownsMapping"/> false) is only unregistered.</summary>
+    internal void Attach(nint address, nuint contentLength, nuint reservedLength, Pmem2VmReservation? reservation = null, bool ownsMapping = true)
     {
         _reservedLength = reservedLength;
+        _reservation = reservation;
+        _ownsMapping = ownsMapping;
         SetHandle(address);
         Initialize(contentLength);
-        MapRegistry.Register((nuint)address, reservedLength, this);
+        MapRegistry.Register((nuint)address, ownsMapping ? reservedLength : contentLength, this);
         _registered = true;
     }
 
@@ -44,6 +50,16 @@ public sealed class Pmem2MappingHandle : SafeBuffer
         {
             MapRegistry.Unregister((nuint)handle, this);
             _registered = false;
+        }
+
+        if (!_ownsMapping)
+        {
+            return true;
+        }
+
+        if (_reservation is { } rsv)
+        {
+            return rsv.RemoveAndMend(handle, _reservedLength);
         }
 
         return LibC.munmap((void*)handle, _reservedLength) == 0;

@@ -151,6 +151,147 @@ public sealed class Pmem2Source : IDisposable
         return alignment;
     }
 
+    /// <summary>pmem2_source_numa_node: the NUMA node of the NVDIMM region behind the source
+    /// (NOSUPP for anonymous memory, DAX_REGION_NOT_FOUND when the source is not on a region).</summary>
+    public int GetNumaNode()
+    {
+        ThrowIfDisposed();
+        if (Type == Pmem2SourceType.Anonymous)
+        {
+            Errors.Throw(Pmem2ErrorCode.NoSupp, "Anonymous sources are not bound to numa nodes.");
+        }
+
+        var region = NdRegion.Find(this) ?? throw new Pmem2Exception(Pmem2ErrorCode.DaxRegionNotFound, "unknown region");
+        return NdRegion.NumaNode(region);
+    }
+
+    /// <summary>pmem2_source_device_usc: the sum of the unsafe (dirty) shutdown counts of the region's
+    /// DIMMs; NOSUPP for anonymous memory, a source off any region, or a DIMM that does not report it.</summary>
+    public ulong GetDeviceUsc()
+    {
+        ThrowIfDisposed();
+        if (Type == Pmem2SourceType.Anonymous)
+        {
+            Errors.Throw(Pmem2ErrorCode.NoSupp, "Anonymous source does not support unsafe shutdown count");
+        }
+
+        var region = NdRegion.Find(this) ?? throw new Pmem2Exception(Pmem2ErrorCode.NoSupp, "Unsafe shutdown count is not supported for this source");
+        ulong usc = 0;
+        foreach (var dimm in NdRegion.Dimms(region))
+        {
+            var count = NdRegion.DirtyShutdown(dimm);
+            if (count < 0)
+            {
+                Errors.Throw(Pmem2ErrorCode.NoSupp, "Unsafe shutdown count is not supported for this source");
+            }
+
+            usc += (ulong)count;
+        }
+
+        return usc;
+    }
+
+    /// <summary>pmem2_source_device_id: the concatenated unique ids of the region's DIMMs; NOSUPP for
+    /// anonymous memory, a source off any region, or a DIMM without an id.</summary>
+    public string GetDeviceId()
+    {
+        ThrowIfDisposed();
+        if (Type == Pmem2SourceType.Anonymous)
+        {
+            Errors.Throw(Pmem2ErrorCode.NoSupp, "Anonymous source does not have device id");
+        }
+
+        var region = NdRegion.Find(this) ?? throw new Pmem2Exception(Pmem2ErrorCode.NoSupp, "unknown region");
+        var id = new System.Text.StringBuilder();
+        foreach (var dimm in NdRegion.Dimms(region))
+        {
+            id.Append(NdRegion.UniqueId(dimm) ?? throw new Pmem2Exception(Pmem2ErrorCode.NoSupp, $"{dimm} has no unique id"));
+        }
+
+        return id.ToString();
+    }
+
+    /// <summary>
+    /// pmem2_source_pread_mcsafe for regular files: reads <paramref name="destination"/>.Length bytes at
+    /// <paramref name="offset"/> with pread; EIO (a bad block under the file) is IO_FAIL, a range past
+    /// the end is LENGTH_OUT_OF_RANGE, an anonymous source SOURCE_TYPE_NOT_SUPPORTED. Device DAX (which
+    /// libpmem2 reads through a temporary mapping under a SIGBUS handler) is NOSUPP here.
+    /// </summary>
+    public unsafe void PreadMcsafe(Span<byte> destination, ulong offset)
+    {
+        var handle = McsafeHandle(offset, (ulong)destination.Length);
+        fixed (byte* p = destination)
+        {
+            McsafeLoop(handle, p, (nuint)destination.Length, offset, write: false);
+        }
+    }
+
+    /// <summary>pmem2_source_pwrite_mcsafe for regular files (see <see cref="PreadMcsafe"/>).</summary>
+    public unsafe void PwriteMcsafe(ReadOnlySpan<byte> source, ulong offset)
+    {
+        var handle = McsafeHandle(offset, (ulong)source.Length);
+        fixed (byte* p = source)
+        {
+            McsafeLoop(handle, p, (nuint)source.Length, offset, write: true);
+        }
+    }
+
+    private SafeFileHandle McsafeHandle(ulong offset, ulong length)
+    {
+        ThrowIfDisposed();
+        if (_handle is null)
+        {
+            Errors.Throw(Pmem2ErrorCode.SourceTypeNotSupported,
+                "operation doesn't support provided source type, only sources created from file descriptor or file handle are supported");
+        }
+
+        if (Type == Pmem2SourceType.DeviceDax)
+        {
+            Errors.Throw(Pmem2ErrorCode.NoSupp, "machine-check-safe I/O on device DAX is not supported");
+        }
+
+        // libpmem2 checks only "length > size - offset" (with unsigned wrap-around, so an offset past
+        // the end passes and reads nothing or writes past the end); an offset past the end is refused here.
+        var size = GetSize();
+        if (offset > size || length > size - offset)
+        {
+            Errors.Throw(Pmem2ErrorCode.LengthOutOfRange, $"size of read {length} from offset {offset} goes beyond the file length {size}");
+        }
+
+        return _handle;
+    }
+
+    private static unsafe void McsafeLoop(SafeFileHandle handle, byte* buffer, nuint length, ulong offset, bool write)
+    {
+        while (length > 0)
+        {
+            var n = write
+                ? LibC.pwrite(handle, buffer, length, (long)offset)
+                : LibC.pread(handle, buffer, length, (long)offset);
+            if (n < 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == LibC.EINTR)
+                {
+                    continue;
+                }
+
+                var what = write ? "pwrite" : "pread";
+                throw errno == LibC.EIO ? Errors.FromErrno(Pmem2ErrorCode.IoFail, errno, what) : Errors.FromErrno(errno, what);
+            }
+
+            if (n == 0)
+            {
+                // The file shrank under us between the size check and the read.
+                Errors.Throw(Pmem2ErrorCode.LengthOutOfRange, $"the file ended at offset {offset} during the read");
+            }
+
+            buffer += n;
+            length -= (nuint)n;
+            offset += (ulong)n;
+        }
+    }
+
     /// <summary>pmem2_source_delete. Closes the handle only when the source owns it.</summary>
     public void Dispose()
     {

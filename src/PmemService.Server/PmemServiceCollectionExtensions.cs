@@ -83,7 +83,7 @@ public static class PmemServiceCollectionExtensions
             {
                 logger.WriteTo.Console(new RenderedCompactJsonFormatter());
             }
-        });
+        }, preserveStaticLogger: true); // each host owns its logger (several hosts per process, as in tests); Log.Logger stays the bootstrap logger
 
         var telemetry = services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("pmem-service"))

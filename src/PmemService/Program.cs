@@ -11,7 +11,8 @@ if (args.Length > 0 && args[0] == "health")
 Log.Logger = new LoggerConfiguration().WriteTo.Console().CreateBootstrapLogger();
 try
 {
-    var builder = WebApplication.CreateBuilder(args);
+    // appsettings*.json ship next to the binary; the working directory is only for data paths.
+    var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
     builder.Services.AddPmem(builder.Configuration);
 
     var app = builder.Build();

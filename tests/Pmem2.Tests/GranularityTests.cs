@@ -183,6 +183,39 @@ public class ForcedGranularityTests
         Assert.Equal(Pmem2Granularity.Page, map.StoreGranularity);
     }
 
+    [Theory]
+    [InlineData("page")]
+    [InlineData("cache_line")]
+    [InlineData("CaCHe_Line")]
+    [InlineData("CACHELINE")]
+    [InlineData("byte")]
+    [InlineData("0")]
+    [InlineData("CACHE_LINE_")]
+    public void NativeLibraryAgrees(string value)
+    {
+        Assert.True(Oracle.NativePmem2.IsAvailable, "libpmem2.so.1 is not installed");
+        using var env = T.Env(GranularityPolicy.ForceVariable, value);
+        using var file = new TempFile(1 << 20);
+        using var handle = file.OpenHandle();
+        foreach (var requested in new[] { Pmem2Granularity.Byte, Pmem2Granularity.CacheLine, Pmem2Granularity.Page })
+        {
+            var rc = Oracle.NativeMap.TryCreate((int)handle.DangerousGetHandle(), (int)requested, 0, 0, 0, (1u << 30) | (1u << 31), out var native);
+            var nativeGranularity = native?.Granularity ?? -1;
+            native?.Dispose();
+            using var src = Pmem2Source.FromHandle(handle);
+            try
+            {
+                using var map = Pmem2Map.Create(T.Config(requested), src);
+                Assert.Equal(0, rc);
+                Assert.Equal(nativeGranularity, (int)map.StoreGranularity);
+            }
+            catch (Pmem2Exception e)
+            {
+                Assert.Equal(rc, (int)e.Code);
+            }
+        }
+    }
+
     [Fact]
     public void ReadOnEveryMapAndNeverForPrivateOrAnonymous()
     {

@@ -100,6 +100,39 @@ public class LifetimeTests
     }
 
     [Fact]
+    public void DisposingTheHandleDirectlyAlsoEndsTheMap()
+    {
+        using var file = new TempFile(1 << 20);
+        using var src = file.OpenSource();
+        using var map = Pmem2Map.Create(T.Config(), src);
+        map.Handle.Dispose();
+        Assert.True(map.IsDisposed);
+        Assert.False(IsMapped(map.Address));
+        Assert.Throws<ObjectDisposedException>(() => map.GetSpan());
+        Assert.Throws<ObjectDisposedException>(() => map.Persist(0, 1));
+    }
+
+    [Fact]
+    public async Task ConcurrentCreatePersistDisposeKeepsTheRegistryConsistent()
+    {
+        using var file = new TempFile(256 << 10);
+        using var src = file.OpenSource();
+        var before = MapRegistry.Count;
+        var workers = Enumerable.Range(0, 4).Select(w => Task.Run(() =>
+        {
+            for (var i = 0; i < 60; i++)
+            {
+                using var map = Pmem2Map.Create(T.Config(offset: (ulong)(w * 4096), length: 64 << 10), src);
+                map.Memset((ulong)(i % 16) * 4096, (byte)i, 4096, Pmem2MemFlags.NoFlush);
+                map.Persist((ulong)(i % 16) * 4096, 4096);
+                Assert.True(MapRegistry.Overlaps((nuint)map.Address, (nuint)map.Size));
+            }
+        })).ToArray();
+        await Task.WhenAll(workers).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(MapRegistry.Count <= before + 8, "maps of this test leaked into the registry"); // other tests run in parallel
+    }
+
+    [Fact]
     public void RegistryTracksLiveMapsOnly()
     {
         using var file = new TempFile(1 << 20);

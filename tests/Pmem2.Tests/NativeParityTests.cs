@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Pmem2.Oracle;
 
 namespace Pmem2.Tests;
@@ -75,6 +76,84 @@ public class NativeParityTests
         }
     }
 
+    public static TheoryData<ulong, ulong, ulong, int, int> AnonymousCases()
+    {
+        var data = new TheoryData<ulong, ulong, ulong, int, int>();
+        foreach (var (size, offset, length) in new (ulong, ulong, ulong)[]
+        {
+            (0, 0, 0), (1 << 20, 0, 0), (1 << 20, 4096, 0), (1 << 20, 4096, 1 << 20), (1 << 20, 0, 1024),
+            (1 << 20, 1024, 0), (1 << 20, 2 << 20, 0), (1 << 20, 0, 2 << 20), (3072, 0, 0),
+        })
+        {
+            foreach (var sharing in new[] { 0, 1 })
+            {
+                foreach (var granularity in new[] { 0, 2 })
+                {
+                    data.Add(size, offset, length, sharing, granularity);
+                }
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(AnonymousCases))]
+    public void AnonymousMapsAgree(ulong size, ulong offset, ulong length, int sharing, int granularity)
+    {
+        Assert.Equal(0, NativePmem2.pmem2_source_from_anon(out var nativeSrc, (nuint)size));
+        int rc;
+        string nativeMessage;
+        ulong nativeSize = 0;
+        var nativeGranularity = -1;
+        try
+        {
+            rc = NativeMap.TryCreate(nativeSrc, granularity, offset, length, sharing, ReadWrite, out var native);
+            nativeMessage = NativePmem2.ErrorMessage();
+            using (native)
+            {
+                nativeSize = native?.Size ?? 0;
+                nativeGranularity = native?.Granularity ?? -1;
+            }
+        }
+        finally
+        {
+            NativePmem2.pmem2_source_delete(ref nativeSrc);
+        }
+
+        using var src = Pmem2Source.FromAnonymous(size);
+        try
+        {
+            using var map = Pmem2Map.Create(T.Config((Pmem2Granularity)granularity, offset, length, (Pmem2Sharing)sharing), src);
+            Assert.Equal(0, rc);
+            Assert.Equal(nativeSize, map.Size);
+            Assert.Equal(nativeGranularity, (int)map.StoreGranularity);
+        }
+        catch (Pmem2Exception e)
+        {
+            Assert.Equal(rc, (int)e.Code);
+            Assert.Equal(nativeMessage, e.Message);
+        }
+    }
+
+    [Theory]
+    [InlineData(FileAccess.ReadWrite, 0)]
+    [InlineData(FileAccess.Read, 0)]
+    [InlineData(FileAccess.Read, 2)]
+    [InlineData(FileAccess.ReadWrite, 1)]
+    public void PrivateFileMapsAgree(FileAccess access, int granularity)
+    {
+        using var file = new TempFile(1 << 20);
+        using var handle = file.OpenHandle(access);
+        var rc = NativeMap.TryCreate((int)handle.DangerousGetHandle(), granularity, 0, 0, 1, ReadWrite, out var native);
+        var nativeGranularity = native?.Granularity ?? -1;
+        native?.Dispose();
+        Assert.Equal(0, rc);
+        using var src = Pmem2Source.FromHandle(handle);
+        using var map = Pmem2Map.Create(T.Config((Pmem2Granularity)granularity, sharing: Pmem2Sharing.Private), src);
+        Assert.Equal(nativeGranularity, (int)map.StoreGranularity);
+    }
+
     [Fact]
     public void ConfigSetterMessagesAgree()
     {
@@ -124,6 +203,43 @@ public class NativeParityTests
         finally
         {
             NativePmem2.pmem2_source_delete(ref anon);
+        }
+    }
+
+    [DllImport("libpmem2.so.1")]
+    private static extern int pmem2_source_numa_node(nint src, out int node);
+
+    [DllImport("libpmem2.so.1")]
+    private static extern int pmem2_source_device_usc(nint src, out ulong usc);
+
+    [DllImport("libpmem2.so.1")]
+    private static extern int pmem2_source_device_id(nint src, nint id, ref nuint len);
+
+    [Fact]
+    public void RegionQueriesAgreeOffPmem()
+    {
+        // Files on ext4 (no NVDIMM region) and anonymous memory.
+        using var file = new TempFile(4096);
+        using var handle = file.OpenHandle();
+        Assert.Equal(0, NativePmem2.pmem2_source_from_fd(out var fileSrc, (int)handle.DangerousGetHandle()));
+        Assert.Equal(0, NativePmem2.pmem2_source_from_anon(out var anonSrc, 4096));
+        try
+        {
+            using var ours = Pmem2Source.FromHandle(handle);
+            using var anon = Pmem2Source.FromAnonymous(4096);
+            Check(pmem2_source_numa_node(fileSrc, out _), () => ours.GetNumaNode());
+            Check(pmem2_source_device_usc(fileSrc, out _), () => ours.GetDeviceUsc());
+            Check(pmem2_source_numa_node(anonSrc, out _), () => anon.GetNumaNode());
+            Check(pmem2_source_device_usc(anonSrc, out _), () => anon.GetDeviceUsc());
+            nuint len = 0;
+            Check(pmem2_source_device_id(anonSrc, 0, ref len), () => anon.GetDeviceId());
+            Assert.Equal((int)Pmem2ErrorCode.NoSupp, pmem2_source_device_id(fileSrc, 0, ref len));
+            Assert.Equal(Pmem2ErrorCode.NoSupp, Assert.Throws<Pmem2Exception>(() => ours.GetDeviceId()).Code);
+        }
+        finally
+        {
+            NativePmem2.pmem2_source_delete(ref fileSrc);
+            NativePmem2.pmem2_source_delete(ref anonSrc);
         }
     }
 

@@ -10,8 +10,15 @@ namespace Pmem2.Internal;
 /// </summary>
 internal static class DeviceDax
 {
-    /// <summary>Test seam: sysfs root (default "/sys").</summary>
-    internal static string SysRoot { get; set; } = "/sys";
+    private static readonly AsyncLocal<string?> s_sysRoot = new();
+
+    /// <summary>Test seam: sysfs root (default "/sys"), flowing with the async context so parallel
+    /// tests do not see each other's fake trees.</summary>
+    internal static string SysRoot
+    {
+        get => s_sysRoot.Value ?? "/sys";
+        set => s_sysRoot.Value = value;
+    }
 
     /// <summary>Whether the character device <paramref name="rdev"/> is a device DAX: the basename of
     /// realpath(/sys/dev/char/M:m/subsystem) is "dax". realpath failures are -errno like libpmem2.</summary>

@@ -49,9 +49,20 @@ internal static unsafe class Mapper
         ValidateLength(cfg, fileLen, srcAlignment);
         var contentLength = (nuint)(cfg.Length != 0 ? cfg.Length : fileLen - effectiveOffset);
 
-        // 6. Placement: a 2 MiB (1 GiB for >= 2 GiB) aligned address, via an over-sized placeholder.
-        var alignment = MapAlignment(contentLength, (nuint)srcAlignment);
-        var reserv = Reserve(contentLength, alignment, out var reservedLength);
+        // 6. Placement: inside the configured reservation, or at a 2 MiB (1 GiB for >= 2 GiB) aligned
+        //    address found with an over-sized placeholder.
+        var rsv = cfg.VmReservation;
+        void* reserv;
+        nuint reservedLength;
+        if (rsv is not null)
+        {
+            reserv = PlaceInReservation(rsv, cfg.VmReservationOffset, contentLength, (nuint)srcAlignment, out reservedLength);
+        }
+        else
+        {
+            var alignment = MapAlignment(contentLength, (nuint)srcAlignment);
+            reserv = Reserve(contentLength, alignment, out reservedLength);
+        }
 
         // 7. The real mapping on top of the placeholder.
         var flags = LibC.MAP_FIXED;
@@ -68,7 +79,7 @@ internal static unsafe class Mapper
         var errno = FileMap(reserv, contentLength, proto, flags, src, (long)effectiveOffset, out var mapSync, out var addr);
         if (errno != 0)
         {
-            _ = LibC.munmap(reserv, reservedLength);
+            Undo(rsv, reserv, reservedLength);
             throw errno switch
             {
                 LibC.EACCES => Errors.FromErrno(Pmem2ErrorCode.NoAccess, errno, "mmap"),
@@ -83,11 +94,59 @@ internal static unsafe class Mapper
         var available = anonymous ? Pmem2Granularity.Byte : GranularityPolicy.MinGranularity(eadr, mapSync, cfg.Sharing);
         if (available > requested)
         {
-            _ = LibC.munmap(addr, reservedLength);
+            Undo(rsv, addr, reservedLength);
             throw new Pmem2Exception(Pmem2ErrorCode.GranularityNotSupported, GranularityPolicy.NotSupportedMessage(requested, available));
         }
 
         return new Mapping((nint)addr, contentLength, reservedLength, mapSync, available);
+    }
+
+    /// <summary>Gives a failed map's range back: munmap, or inside a reservation re-cover it with PROT_NONE.</summary>
+    private static void Undo(Pmem2VmReservation? rsv, void* addr, nuint length)
+    {
+        if (rsv is null)
+        {
+            _ = LibC.munmap(addr, length);
+        }
+        else
+        {
+            _ = Pmem2VmReservation.Mend(addr, length);
+        }
+    }
+
+    /// <summary>The reservation checks of map_new (L382-425), in libpmem2's order. The caller holds the
+    /// reservation's lock until the map is recorded in it.</summary>
+    private static void* PlaceInReservation(Pmem2VmReservation rsv, ulong rsvOffset, nuint contentLength, nuint srcAlignment, out nuint reservedLength)
+    {
+        rsv.ThrowIfDisposed();
+        var pageMask = (nuint)Environment.SystemPageSize - 1;
+        reservedLength = (contentLength + pageMask) & ~pageMask;
+        if (rsvOffset % (ulong)Environment.SystemPageSize != 0)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.OffsetUnaligned,
+                $"virtual memory reservation offset {rsvOffset} is not a multiple of {Environment.SystemPageSize}");
+        }
+
+        if (rsvOffset > rsv.Size || reservedLength > rsv.Size - rsvOffset)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.LengthOutOfRange,
+                $"Reservation 0x{rsv.Address:x} has not enough space for the intended content");
+        }
+
+        var region = (nuint)rsv.Address + (nuint)rsvOffset;
+        if (region % srcAlignment != 0)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.AddressUnaligned,
+                $"base mapping address 0x{region:x} (virtual memory reservation address + offset) is not a multiple of {srcAlignment} required by device DAX");
+        }
+
+        if (rsv.FindLocked(rsvOffset, reservedLength) is not null)
+        {
+            throw new Pmem2Exception(Pmem2ErrorCode.MappingExists,
+                $"region of the reservation 0x{rsv.Address:x} at the offset {rsvOffset} and length {reservedLength} is at least partly occupied by other mapping");
+        }
+
+        return (void*)region;
     }
 
     /// <summary>PMEM2_PROT_* to PROT_* (map_posix.c L341-350).</summary>

@@ -18,6 +18,7 @@ internal sealed class RegionManager : IDisposable
 {
     internal const string CreatingPrefix = ".creating-";
     internal const string ProbePrefix = ".probe-";
+    internal const string LockFileName = ".pmem-service.lock";
 
     private readonly ConcurrentDictionary<string, Region> _regions = new(StringComparer.Ordinal);
     private readonly PmemServiceOptions _options;
@@ -27,6 +28,7 @@ internal sealed class RegionManager : IDisposable
     private long _mappedBytes;
     private int _activeLeases;
     private volatile bool _shuttingDown;
+    private Microsoft.Win32.SafeHandles.SafeFileHandle? _poolLock;
 
     public RegionManager(IOptions<PmemServiceOptions> options, PmemMetrics metrics, ILogger<RegionManager> logger)
     {
@@ -51,6 +53,7 @@ internal sealed class RegionManager : IDisposable
     public PoolProbeResult Initialize()
     {
         Directory.CreateDirectory(PoolPath);
+        AcquirePoolLock();
         var count = 0;
         foreach (var path in Directory.EnumerateFiles(PoolPath))
         {
@@ -69,6 +72,29 @@ internal sealed class RegionManager : IDisposable
         PmemLog.RegionsFound(_logger, PoolPath, count);
         Probe = PoolProbe.Run(PoolPath);
         return Probe;
+    }
+
+    /// <summary>
+    /// One service per pool: two servers mapping the same region files would each believe they own
+    /// the reference counts and deletes. FileShare.None takes an exclusive flock on Linux.
+    /// </summary>
+    private void AcquirePoolLock()
+    {
+        var path = System.IO.Path.Combine(PoolPath, LockFileName);
+        try
+        {
+            _poolLock = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException(
+                $"Another PmemService already uses the pool '{PoolPath}' (it holds {path}); each pool needs exactly one service.", e);
+        }
+    }
+
+    private void ReleasePoolLock()
+    {
+        Interlocked.Exchange(ref _poolLock, null)?.Dispose();
     }
 
     private string PathFor(string name)
@@ -144,6 +170,14 @@ internal sealed class RegionManager : IDisposable
                     .With("limit", _options.MaxRegionSize);
             }
 
+            // Fail before creating anything when the region could not be mapped anyway
+            // (Reserve below re-checks the mapped-bytes limit under its lock).
+            if ((ulong)MappedBytes + size > (ulong)_options.MaxMappedBytes)
+            {
+                Reserve(region.Name, size);
+                Unreserve(size);
+            }
+
             // Fail before creating anything when the pool cannot give the granularity asked for.
             var probe = Probe;
             if (probe is not null && !GranularityConvert.Satisfies(probe.Granularity, required))
@@ -182,17 +216,23 @@ internal sealed class RegionManager : IDisposable
             }
         }
 
-        Reserve(region.Name, fileSize);
+        var reserved = false;
         RegionMapping mapping;
         try
         {
+            Reserve(region.Name, fileSize);
+            reserved = true;
             using var activity = PmemActivity.Source.StartActivity("pmem.map");
             activity?.SetTag("pmem.granularity.required", GranularityConvert.Name(required));
             mapping = OpenMapping(region.Path, required);
         }
         catch
         {
-            Unreserve(fileSize);
+            if (reserved)
+            {
+                Unreserve(fileSize);
+            }
+
             if (created)
             {
                 // The call failed: leave no region behind that the caller does not know about.
@@ -540,6 +580,8 @@ internal sealed class RegionManager : IDisposable
                     {
                         if (region.Mapping is null)
                         {
+                            // Stale from now on: a MapRegion waiting on this Gate must look the name up again.
+                            region.Deleted = true;
                             _regions.TryRemove(new KeyValuePair<string, Region>(name, region));
                         }
                     }
@@ -689,10 +731,23 @@ internal sealed class RegionManager : IDisposable
             }
         }
 
+        ReleasePoolLock();
         PmemLog.ShutdownComplete(_logger);
     }
 
     public void Dispose()
+    {
+        try
+        {
+            CloseAll();
+        }
+        finally
+        {
+            ReleasePoolLock();
+        }
+    }
+
+    private void CloseAll()
     {
         foreach (var region in _regions.Values)
         {

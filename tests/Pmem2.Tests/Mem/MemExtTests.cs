@@ -128,7 +128,11 @@ public class MemExtTests
         var covered = new bool[len];
         foreach (var (addr, n) in rec.Flushes)
         {
-            Assert.True(addr >= start && addr + (nint)n <= start + len, $"{what}: flush [{addr - start}, +{n}) leaves the stored range");
+            if (addr < start || addr + (nint)n > start + len)
+            {
+                Assert.Fail($"{what}: flush [{addr - start}, +{n}) leaves the stored range");
+            }
+
             for (nint i = addr - start; i < addr - start + (nint)n; i++)
             {
                 covered[i] = true;
@@ -244,7 +248,7 @@ public class MemExtTests
                                 MemTestAccess.Memmove(engine, 256, d, s, (nuint)len, flags, false, false);
                             }
 
-                            string what = $"{engineId} op={op} flags={flags} off={off} len={len}";
+                            string what = FormattableString.Invariant($"{engineId} op={op} flags={flags} off={off} len={len}");
                             var path = rec.Paths.Single().Path;
                             if (path == MemPath.TemporalFlush)
                             {
@@ -299,13 +303,20 @@ public class MemExtTests
         var covered = new bool[len];
         foreach (var (addr, n) in rec.Flushes)
         {
-            Assert.True(addr >= d && addr + (nint)n <= d + len, $"{what}: flush leaves the stored range");
+            if (addr < d || addr + (nint)n > d + len)
+            {
+                Assert.Fail($"{what}: flush leaves the stored range");
+            }
+
             Mark(covered, (int)(addr - d), (int)n);
         }
 
         for (int i = 0; i < len; i++)
         {
-            Assert.True(!expected[i] || covered[i], $"{what}: temporal byte {i} not flushed");
+            if (expected[i] && !covered[i])
+            {
+                Assert.Fail($"{what}: temporal byte {i} not flushed");
+            }
         }
     }
 

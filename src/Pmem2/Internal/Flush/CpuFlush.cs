@@ -215,10 +215,14 @@ internal static unsafe class CpuFlush
     /// <summary><see cref="Invoke(void*, byte*, size_t)"/> for callers without unsafe code.</summary>
     internal static void Invoke(nint routine, nint addr, size_t len) => Invoke((void*)routine, (byte*)addr, len);
 
+    /// <summary><see cref="MsyncFallback(byte*, size_t)"/> for callers without unsafe code.</summary>
+    internal static void MsyncFallback(nint addr, size_t len) => MsyncFallback((byte*)addr, len);
+
     /// <summary><see cref="FlushRange(byte*, size_t)"/> for callers without unsafe code.</summary>
     internal static void FlushRange(nint addr, size_t len) => FlushRange((byte*)addr, len);
 
-    private static void MsyncFallback(byte* addr, size_t len)
+    /// <summary>The flush used when no CPU routine is available: msync(MS_SYNC) of the page-aligned range.</summary>
+    internal static void MsyncFallback(byte* addr, size_t len)
     {
         var pageMask = (nuint)Environment.SystemPageSize - 1;
         var start = (nuint)addr & ~pageMask;

@@ -52,6 +52,7 @@ internal static unsafe partial class LibC
 
     // <errno.h>
     public const int EINTR = 4;
+    public const int EIO = 5;
     public const int EBADF = 9;
     public const int ENOMEM = 12;
     public const int EACCES = 13;
@@ -93,6 +94,12 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Lib, EntryPoint = "fstat", SetLastError = true)]
     public static partial int fstat(SafeFileHandle fd, Stat* buf);
+
+    [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
+    public static partial nint pread(SafeFileHandle fd, byte* buf, size_t count, off_t offset);
+
+    [LibraryImport(Lib, EntryPoint = "pwrite", SetLastError = true)]
+    public static partial nint pwrite(SafeFileHandle fd, byte* buf, size_t count, off_t offset);
 
     [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial SafeFileHandle open(string path, int flags, int mode);

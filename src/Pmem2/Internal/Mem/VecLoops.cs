@@ -36,6 +36,7 @@ internal static unsafe class VecLoops
         }
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void MoveNtFw<T>(byte* d, byte* s, nuint len, delegate*<byte*, nuint, void> flush, bool wcBarrier)
         where T : IVecOps
     {
@@ -103,6 +104,7 @@ internal static unsafe class VecLoops
         }
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void MoveNtBw<T>(byte* d, byte* s, nuint len, delegate*<byte*, nuint, void> flush, bool wcBarrier)
         where T : IVecOps
     {
@@ -228,6 +230,7 @@ internal static unsafe class VecLoops
         }
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void MoveTFw<T>(byte* d, byte* s, nuint len, delegate*<byte*, nuint, void> flush)
         where T : IVecOps
     {
@@ -275,6 +278,7 @@ internal static unsafe class VecLoops
         }
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void MoveTBw<T>(byte* d, byte* s, nuint len, delegate*<byte*, nuint, void> flush)
         where T : IVecOps
     {
@@ -328,6 +332,7 @@ internal static unsafe class VecLoops
     // memset
     // ----------------------------------------------------------------------------------------
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static void SetNt<T>(byte* d, byte value, nuint len, delegate*<byte*, nuint, void> flush, bool wcBarrier)
         where T : struct, ISetOps<T>
     {
@@ -406,6 +411,7 @@ internal static unsafe class VecLoops
         }
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static void SetT<T>(byte* d, byte value, nuint len, delegate*<byte*, nuint, void> flush)
         where T : struct, ISetOps<T>
     {
