@@ -16,6 +16,16 @@ using Pmem2.Benchmarks;
 //   dotnet run -c Release --project bench/Pmem2.Benchmarks -- --list flat
 // Every benchmark compares our Pmem2 (Ours) with native libpmem2 (Native, the baseline) in the same
 // process, on the same file, in the same run; the Ratio column is Ours / Native (lower is faster).
+if (args.Length > 0 && args[0] == "table")
+{
+    return Table.Run(args);
+}
+
+if (args.Length > 0 && args[0] == "paired")
+{
+    return Paired.Run(args);
+}
+
 if (args.Length > 0 && args[0] == "probe")
 {
     return Probe.Run(args);

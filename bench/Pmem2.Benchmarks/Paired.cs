@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Pmem2.Benchmarks;
+
+/// <summary>
+/// `paired` mode: the CopyBenchmarks and PersistBenchmarks matrices measured as interleaved A/B
+/// rounds (native, ours, ours, native, ...), each round a batch of calls lasting ~2 ms, the
+/// ratio taken per round pair and then the median. On a machine shared with other work this is
+/// far more robust than comparing two separately measured means, because both sides see the same
+/// load at nearly the same moment. Prints Markdown. Usage: paired [rounds]
+/// </summary>
+internal static class Paired
+{
+    public static int Run(string[] args)
+    {
+        int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 24;
+        Console.WriteLine("| Size | Op | Medium | Granularity | ours median | native median | paired ratio ours/native |");
+        Console.WriteLine("|---|---|---|---|---:|---:|---:|");
+        foreach (var size in CopyBenchmarks.Sizes)
+        {
+            foreach (var op in CopyBenchmarks.Ops)
+            {
+                foreach (var medium in CopyBenchmarks.Media)
+                {
+                    foreach (var gran in CopyBenchmarks.Grans)
+                    {
+                        var b = new CopyBenchmarks { Size = size, Op = op, Medium = medium, Granularity = gran };
+                        b.Setup();
+                        try
+                        {
+                            Row(Label(size), op.ToString(), medium, gran, () => b.Native(), () => b.Ours(), rounds);
+                        }
+                        finally
+                        {
+                            b.Cleanup();
+                        }
+                    }
+                }
+            }
+        }
+
+        foreach (var size in PersistBenchmarks.Sizes)
+        {
+            foreach (var medium in PersistBenchmarks.Media)
+            {
+                foreach (var gran in PersistBenchmarks.Grans)
+                {
+                    var b = new PersistBenchmarks { Size = size, Medium = medium, Granularity = gran };
+                    b.Setup();
+                    try
+                    {
+                        Row(Label(size), "Persist", medium, gran, () => { b.Native(); return 0; }, () => { b.Ours(); return 0; }, rounds);
+                    }
+                    finally
+                    {
+                        b.Cleanup();
+                    }
+                }
+            }
+        }
+
+        var c = new CallOverheadBenchmarks();
+        c.Setup();
+        try
+        {
+            Row("-", "Drain no-op (call overhead)", Medium.Shm, Gran.Page, () => { c.NativeDrainNoop(); return 0; }, () => { c.OursDrainNoop(); return 0; }, rounds);
+        }
+        finally
+        {
+            c.Cleanup();
+        }
+
+        return 0;
+    }
+
+    private static void Row(string size, string op, Medium medium, Gran gran, Func<nint> native, Func<nint> ours, int rounds)
+    {
+        // Warm up (tiering) and calibrate a batch to ~2 ms.
+        var warm = Stopwatch.StartNew();
+        int calls = 0;
+        while (warm.ElapsedMilliseconds < 150 || calls < 20)
+        {
+            native();
+            ours();
+            calls++;
+        }
+
+        double perCall = warm.Elapsed.TotalNanoseconds / (2.0 * calls);
+        int reps = (int)Math.Clamp(2_000_000 / perCall, 1, 1_000_000);
+
+        var o = new List<double>(rounds);
+        var n = new List<double>(rounds);
+        for (int r = 0; r < rounds; r++)
+        {
+            if ((r & 1) == 0)
+            {
+                n.Add(Time(native, reps));
+                o.Add(Time(ours, reps));
+            }
+            else
+            {
+                o.Add(Time(ours, reps));
+                n.Add(Time(native, reps));
+            }
+        }
+
+        double ratio = Median(o.Zip(n, (a, b) => a / b).ToList());
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {size} | {op} | {medium} | {gran} | {Fmt(Median(o))} | {Fmt(Median(n))} | **{ratio:F2}** |"));
+    }
+
+    private static double Time(Func<nint> f, int reps)
+    {
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < reps; i++)
+        {
+            f();
+        }
+
+        return sw.Elapsed.TotalNanoseconds / reps;
+    }
+
+    private static double Median(List<double> v)
+    {
+        var s = v.Order().ToList();
+        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[(s.Count / 2) - 1] + s[s.Count / 2]) / 2;
+    }
+
+    private static string Label(int n) => n >= 1 << 20 ? $"{n >> 20} MiB" : n >= 1024 ? $"{n >> 10} KiB" : $"{n} B";
+
+    private static string Fmt(double ns) => ns switch
+    {
+        >= 1e6 => (ns / 1e6).ToString("F2", CultureInfo.InvariantCulture) + " ms",
+        >= 1e3 => (ns / 1e3).ToString("F2", CultureInfo.InvariantCulture) + " µs",
+        _ => ns.ToString("F1", CultureInfo.InvariantCulture) + " ns",
+    };
+}
