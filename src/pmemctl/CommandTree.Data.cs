@@ -147,6 +147,9 @@ internal sealed partial class CommandTree
                 return ExitCodes.Ok;
             }
 
+            // A partial download is removed only if this command created the file (never a device
+            // such as /dev/full, never a file that existed before).
+            var created = !File.Exists(path) && !Directory.Exists(path);
             var completed = false;
             try
             {
@@ -160,9 +163,9 @@ internal sealed partial class CommandTree
             }
             finally
             {
-                if (!completed)
+                if (!completed && created)
                 {
-                    TryDelete(path);
+                    TryDeleteRegularFile(path);
                 }
             }
 
@@ -303,10 +306,11 @@ internal sealed partial class CommandTree
         return persist;
     }
 
-    private static void TryDelete(string path)
+    private static void TryDeleteRegularFile(string path)
     {
         try
         {
+            // Only called for files this command created (FileMode.Create on a path that did not exist).
             File.Delete(path);
         }
         catch (IOException)

@@ -236,6 +236,13 @@ public sealed class PmemCtlTests : IClassFixture<ServerFixture>
         var full = await Run("get", name, "/dev/full");
         Assert.Equal(ExitCodes.Failure, full.Code);
         Assert.StartsWith("error: IO_ERROR: ", full.Err, StringComparison.Ordinal);
+        // A failed download removes only files it created: the device stays (a regular file would hold 1 MiB).
+        Assert.True(File.Exists("/dev/full") && new FileInfo("/dev/full").Length == 0);
+
+        // A failed download into a new file leaves nothing behind.
+        var partial = Path.Combine(_server.Root, name + ".partial");
+        Assert.Equal(ExitCodes.InvalidArgument, (await Run("get", $"{name}@0:2MiB", partial)).Code);
+        Assert.False(File.Exists(partial));
         (await Run("rm", name, "--force")).AssertOk();
     }
 
