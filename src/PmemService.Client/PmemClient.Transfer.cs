@@ -278,7 +278,7 @@ public sealed partial class PmemClient
 
     /// <summary>
     /// Downloads a region range into <paramref name="destination"/> through StreamReadRegion, in
-    /// chunks of <see cref="PmemClientOptions.ChunkSize"/>. Chunk offsets are checked to be
+    /// chunks of <see cref="PmemClientOptions.ReadChunkSize"/>. Chunk offsets are checked to be
     /// contiguous; a stream that breaks with a transient status resumes after the last received
     /// byte (up to <see cref="PmemClientOptions.MaxTransferResumes"/> consecutive failures without progress).
     /// </summary>
