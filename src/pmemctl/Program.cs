@@ -1,2 +1,2 @@
-// Placeholder entry point; replaced by the pmemctl command tree.
-return 0;
+// pmemctl: the command line for PmemService. All logic lives in PmemCtlApp so tests can run it in-process.
+return await PmemCtl.PmemCtlApp.RunAsync(args, Console.Out, Console.Error);

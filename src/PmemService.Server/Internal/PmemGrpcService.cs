@@ -1,0 +1,327 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Hashing;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Pmem2;
+using PmemService.Contracts.V1;
+
+namespace PmemService.Server.Internal;
+
+/// <summary>
+/// The pmem.v1.PmemService implementation. Handlers throw <see cref="PmemServiceException"/> (or
+/// let Pmem2/IO exceptions through); <see cref="ErrorMappingInterceptor"/> turns them into statuses.
+/// </summary>
+internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
+{
+    private readonly RegionManager _regions;
+    private readonly PmemMetrics _metrics;
+    private readonly PmemServiceOptions _options;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger<PmemGrpcService> _logger;
+
+    public PmemGrpcService(RegionManager regions, PmemMetrics metrics, IOptions<PmemServiceOptions> options,
+        IHostApplicationLifetime lifetime, ILogger<PmemGrpcService> logger)
+    {
+        _regions = regions;
+        _metrics = metrics;
+        _options = options.Value;
+        _lifetime = lifetime;
+        _logger = logger;
+    }
+
+    public override async Task<MapRegionResponse> MapRegion(MapRegionRequest request, ServerCallContext context)
+    {
+        var info = await _regions.MapAsync(request.Name, request.Size, request.RequiredGranularity, request.CreateIfMissing, context.CancellationToken)
+            .ConfigureAwait(false);
+        return new MapRegionResponse { Region = info };
+    }
+
+    public override async Task<UnmapRegionResponse> UnmapRegion(UnmapRegionRequest request, ServerCallContext context)
+    {
+        var remaining = await _regions.UnmapAsync(request.Name, context.CancellationToken).ConfigureAwait(false);
+        return new UnmapRegionResponse { RemainingReferences = remaining };
+    }
+
+    public override Task<GetRegionResponse> GetRegion(GetRegionRequest request, ServerCallContext context) =>
+        Task.FromResult(new GetRegionResponse { Region = _regions.Get(request.Name) });
+
+    public override Task<ListRegionsResponse> ListRegions(ListRegionsRequest request, ServerCallContext context)
+    {
+        var (regions, next) = _regions.List(request.PageSize, request.PageToken);
+        var response = new ListRegionsResponse { NextPageToken = next };
+        response.Regions.AddRange(regions);
+        return Task.FromResult(response);
+    }
+
+    public override async Task<DeleteRegionResponse> DeleteRegion(DeleteRegionRequest request, ServerCallContext context)
+    {
+        await _regions.DeleteAsync(request.Name, request.Force, context.CancellationToken).ConfigureAwait(false);
+        return new DeleteRegionResponse();
+    }
+
+    public override Task<WriteRegionResponse> WriteRegion(WriteRegionRequest request, ServerCallContext context)
+    {
+        using var lease = _regions.Acquire(request.Name);
+        var data = request.Data.Span;
+        var length = (ulong)data.Length;
+        RegionRange.Check(lease.Name, lease.Size, request.Offset, length, "offset", "data");
+        if (length > 0)
+        {
+            // The one copy of the data path: message bytes straight into the mapping.
+            if (request.DeferPersist)
+            {
+                lease.Map.Memcpy(request.Offset, data, Pmem2MemFlags.NoFlush);
+            }
+            else
+            {
+                var start = Stopwatch.GetTimestamp();
+                lease.Map.Memcpy(request.Offset, data); // memcpy + persist (drain, or msync at PAGE)
+                _metrics.Persisted(start, "write", lease.Mapping.EffectiveName);
+            }
+
+            _metrics.Written(data.Length, "WriteRegion");
+        }
+
+        return Task.FromResult(new WriteRegionResponse { BytesWritten = length, Persisted = !request.DeferPersist || length == 0 });
+    }
+
+    public override Task<ReadRegionResponse> ReadRegion(ReadRegionRequest request, ServerCallContext context)
+    {
+        if (request.Length > (ulong)_options.MaxUnaryReadLength)
+        {
+            throw new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.ReadTooLarge,
+                $"length {request.Length} exceeds the unary read limit of {_options.MaxUnaryReadLength} bytes (PmemService:MaxUnaryReadLength); use StreamReadRegion.",
+                "length").With("limit", _options.MaxUnaryReadLength);
+        }
+
+        using var lease = _regions.Acquire(request.Name);
+        RegionRange.Check(lease.Name, lease.Size, request.Offset, request.Length);
+        if (request.Length == 0)
+        {
+            return Task.FromResult(new ReadRegionResponse { Data = ByteString.Empty });
+        }
+
+        // Unary reads copy the mapping once into a fresh array that the ByteString then owns
+        // (UnsafeWrap over an array nobody else references): never a view of the mapping itself.
+        var buffer = GC.AllocateUninitializedArray<byte>((int)request.Length);
+        lease.Map.Read(request.Offset, buffer);
+        _metrics.Read(buffer.Length, "ReadRegion");
+        return Task.FromResult(new ReadRegionResponse { Data = UnsafeByteOperations.UnsafeWrap(buffer) });
+    }
+
+    public override async Task StreamReadRegion(StreamReadRegionRequest request, IServerStreamWriter<StreamReadRegionResponse> responseStream, ServerCallContext context)
+    {
+        var chunkSize = request.ChunkSize == 0 ? (uint)_options.DefaultReadChunkSize : request.ChunkSize;
+        if (chunkSize > (uint)_options.MaxReadChunkSize)
+        {
+            throw new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.ChunkSizeTooLarge,
+                $"chunk_size {chunkSize} exceeds {_options.MaxReadChunkSize} (PmemService:MaxReadChunkSize).", "chunk_size")
+                .With("limit", _options.MaxReadChunkSize);
+        }
+
+        using var lease = _regions.Acquire(request.Name);
+        if (request.Offset > lease.Size)
+        {
+            RegionRange.Check(lease.Name, lease.Size, request.Offset, request.Length);
+        }
+
+        var length = request.Length == 0 ? lease.Size - request.Offset : request.Length;
+        RegionRange.Check(lease.Name, lease.Size, request.Offset, length);
+
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _lifetime.ApplicationStopping);
+        // One pooled buffer, reused for every chunk: WriteAsync serializes the message before it
+        // completes, so the buffer may be refilled only after the await.
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(chunkSize, length == 0 ? 1 : length));
+        try
+        {
+            var offset = request.Offset;
+            var end = request.Offset + length;
+            while (offset < end)
+            {
+                if (_lifetime.ApplicationStopping.IsCancellationRequested)
+                {
+                    throw PmemServiceException.ShuttingDown().With("offset", offset);
+                }
+
+                context.CancellationToken.ThrowIfCancellationRequested();
+                lease.ThrowIfDeleted();
+                var n = (int)Math.Min((ulong)buffer.Length, end - offset);
+                lease.Map.Read(offset, buffer.AsSpan(0, n));
+                await responseStream.WriteAsync(new StreamReadRegionResponse
+                {
+                    Offset = offset,
+                    Data = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, n)),
+                }, cts.Token).ConfigureAwait(false);
+                _metrics.Read(n, "StreamReadRegion");
+                offset += (ulong)n;
+            }
+        }
+        catch (OperationCanceledException) when (_lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw PmemServiceException.ShuttingDown();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    public override Task<PersistRegionResponse> PersistRegion(PersistRegionRequest request, ServerCallContext context)
+    {
+        using var lease = _regions.Acquire(request.Name);
+        if (request.Offset > lease.Size)
+        {
+            RegionRange.Check(lease.Name, lease.Size, request.Offset, request.Length);
+        }
+
+        var length = request.Length == 0 ? lease.Size - request.Offset : request.Length;
+        RegionRange.Check(lease.Name, lease.Size, request.Offset, length);
+        if (length > 0)
+        {
+            using var activity = PmemActivity.Source.StartActivity("pmem.persist");
+            var start = Stopwatch.GetTimestamp();
+            lease.Map.Persist(request.Offset, length);
+            _metrics.Persisted(start, "persist", lease.Mapping.EffectiveName);
+        }
+
+        return Task.FromResult(new PersistRegionResponse { BytesPersisted = length });
+    }
+
+    public override async Task<StreamWriteRegionResponse> StreamWriteRegion(IAsyncStreamReader<StreamWriteRegionRequest> requestStream, ServerCallContext context)
+    {
+        var stopping = _lifetime.ApplicationStopping;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
+        if (!await requestStream.MoveNext(cts.Token).ConfigureAwait(false) || requestStream.Current.PayloadCase != StreamWriteRegionRequest.PayloadOneofCase.Header)
+        {
+            throw new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.MissingStreamHeader,
+                "The first StreamWriteRegion message must carry the header.", "header");
+        }
+
+        var header = requestStream.Current.Header;
+        using var lease = _regions.Acquire(header.Name);
+        var start = header.Offset;
+        // Validate everything that can be validated before the first byte is copied.
+        RegionRange.Check(lease.Name, lease.Size, start, header.TotalLength, "header.offset", "header.total_length");
+        var limit = header.TotalLength == 0 ? lease.Size : start + header.TotalLength;
+
+        var map = lease.Map;
+        var crc = new Crc64();
+        var copiedEnd = start;
+        var persistedEnd = start;
+        using var activity = PmemActivity.Source.StartActivity("pmem.stream_write");
+        try
+        {
+            while (await requestStream.MoveNext(cts.Token).ConfigureAwait(false))
+            {
+                var message = requestStream.Current;
+                if (message.PayloadCase != StreamWriteRegionRequest.PayloadOneofCase.Data)
+                {
+                    throw new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.UnexpectedStreamMessage,
+                        "Only the first StreamWriteRegion message may carry a header; later ones carry data.", "header");
+                }
+
+                var data = message.Data.Span;
+                if (data.IsEmpty)
+                {
+                    continue;
+                }
+
+                var length = (ulong)data.Length;
+                if (length > limit - copiedEnd)
+                {
+                    RegionRange.Check(lease.Name, header.TotalLength == 0 ? lease.Size : limit, copiedEnd, length, "header.offset", "data");
+                }
+
+                lease.ThrowIfDeleted();
+                // NT stores without drain (and no msync yet at PAGE): one barrier at the end.
+                map.CopyNonTemporalDeferred(copiedEnd, data);
+                crc.Append(data);
+                copiedEnd += length;
+                _metrics.Written(data.Length, "StreamWriteRegion");
+            }
+
+            if (header.TotalLength != 0 && copiedEnd != limit)
+            {
+                throw new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.StreamLengthMismatch,
+                    $"The stream carried {copiedEnd - start} bytes, not header.total_length {header.TotalLength}.", "header.total_length");
+            }
+
+            persistedEnd = CompleteDeferred(lease, start, copiedEnd);
+            PmemLog.StreamWriteCompleted(_logger, lease.Name, persistedEnd - start, persistedEnd);
+            activity?.SetTag("pmem.bytes", persistedEnd - start);
+            return new StreamWriteRegionResponse
+            {
+                BytesPersisted = persistedEnd - start,
+                PersistedOffset = persistedEnd,
+                Crc64 = crc.GetCurrentHashAsUInt64(),
+            };
+        }
+        catch (Exception e)
+        {
+            // Make what was copied persistent, so the offset reported is exactly what survives.
+            if (copiedEnd > persistedEnd && !lease.Region.Deleted)
+            {
+                try
+                {
+                    persistedEnd = CompleteDeferred(lease, start, copiedEnd);
+                }
+                catch (Exception persistError) when (persistError is Pmem2Exception or IOException)
+                {
+                    PmemLog.PersistOnUnmapFailed(_logger, lease.Name, persistError);
+                }
+            }
+
+            var error = StreamError(e, stopping, context);
+            error.PersistedOffset = persistedEnd;
+            error.BytesPersisted = persistedEnd - start;
+            PmemLog.StreamWriteInterrupted(_logger, lease.Name, error.Reason, persistedEnd - start, persistedEnd);
+            throw error;
+        }
+    }
+
+    private ulong CompleteDeferred(RegionLease lease, ulong start, ulong end)
+    {
+        if (end > start)
+        {
+            var timestamp = Stopwatch.GetTimestamp();
+            lease.Map.CompleteDeferred(start, end - start);
+            _metrics.Persisted(timestamp, "stream", lease.Mapping.EffectiveName);
+        }
+
+        return end;
+    }
+
+    /// <summary>Classifies why a stream ended early; keeps domain errors, wraps the rest.</summary>
+    private static PmemServiceException StreamError(Exception e, CancellationToken stopping, ServerCallContext context)
+    {
+        if (e is PmemServiceException domain)
+        {
+            return domain;
+        }
+
+        if (e is Pmem2Exception)
+        {
+            return ErrorMapping.Map(e);
+        }
+
+        if (stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            return new PmemServiceException(StatusCode.Unavailable, PmemErrorReasons.ShuttingDown,
+                "The server is shutting down; the stream was stopped after its last persisted byte.", inner: e);
+        }
+
+        if (context.CancellationToken.IsCancellationRequested || e is OperationCanceledException || e is IOException)
+        {
+            var deadline = context.Deadline != DateTime.MaxValue && context.Deadline <= DateTime.UtcNow;
+            return deadline
+                ? new PmemServiceException(StatusCode.DeadlineExceeded, PmemErrorReasons.DeadlineExceeded, "The stream's deadline passed.", inner: e)
+                : new PmemServiceException(StatusCode.Cancelled, PmemErrorReasons.Cancelled, "The stream was cancelled.", inner: e);
+        }
+
+        return ErrorMapping.Map(e);
+    }
+}

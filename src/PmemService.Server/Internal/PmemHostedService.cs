@@ -1,0 +1,86 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Pmem2;
+
+namespace PmemService.Server.Internal;
+
+/// <summary>
+/// Start-up and shutdown of the pool. Starting: create the pool, clean leftovers, probe MAP_SYNC
+/// (refusing to start when RequireDax cannot be met), log the engine. Started: set the socket mode.
+/// Stopping (ApplicationStopping): the service drains — streams end with UNAVAILABLE and their
+/// persisted offset, new calls get UNAVAILABLE. StopAsync: persist and unmap every mapping.
+/// </summary>
+internal sealed class PmemHostedService : IHostedLifecycleService
+{
+    private readonly RegionManager _regions;
+    private readonly PmemServiceOptions _options;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger<PmemHostedService> _logger;
+    private CancellationTokenRegistration _stoppingRegistration;
+
+    public PmemHostedService(RegionManager regions, IOptions<PmemServiceOptions> options, IHostApplicationLifetime lifetime, ILogger<PmemHostedService> logger)
+    {
+        _regions = regions;
+        _options = options.Value;
+        _lifetime = lifetime;
+        _logger = logger;
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken)
+    {
+        PmemLog.ServiceStarting(_logger, _regions.PoolPath, _options.FullUnixSocketPath ?? "(disabled)",
+            string.IsNullOrWhiteSpace(_options.TcpEndpoint) ? "(disabled)" : _options.TcpEndpoint);
+        if (!Pmem2Platform.IsSupported)
+        {
+            throw new PlatformNotSupportedException("PmemService needs Linux on x86-64 (the Pmem2 engine's platform).");
+        }
+
+        PmemLog.Pmem2Engine(_logger, Pmem2Platform.FlushInstruction.ToString().ToUpperInvariant(), Pmem2Platform.CopyEngine);
+        var probe = _regions.Initialize();
+        PmemLog.PoolProbed(_logger, GranularityConvert.Name(probe.Granularity), probe.MapSync);
+        if (probe.Reason is not null)
+        {
+            if (_options.RequireDax)
+            {
+                throw new InvalidOperationException(
+                    $"PmemService:RequireDax is true but the pool '{_regions.PoolPath}' is not on a DAX filesystem: mapping a probe file at CACHE_LINE granularity failed ({probe.Reason}). "
+                    + "Mount the pool with -o dax (ext4 or xfs on a pmem namespace in fsdax mode) or set PmemService:RequireDax=false to run at PAGE granularity.");
+            }
+
+            PmemLog.NoDax(_logger, _regions.PoolPath, probe.Reason);
+        }
+
+        _stoppingRegistration = _lifetime.ApplicationStopping.Register(static state => ((RegionManager)state!).BeginShutdown(), _regions);
+        return Task.CompletedTask;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        var socket = _options.FullUnixSocketPath;
+        if (socket is not null && !OperatingSystem.IsWindows() && File.Exists(socket) && PmemServiceOptions.TryParseMode(_options.UnixSocketMode, out var mode))
+        {
+            // Kestrel creates the socket with the process umask and has no option for its mode.
+            File.SetUnixFileMode(socket, mode);
+            PmemLog.SocketModeSet(_logger, socket, _options.UnixSocketMode);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        _regions.BeginShutdown();
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => _regions.ShutdownAsync(cancellationToken);
+
+    public Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        _stoppingRegistration.Dispose();
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,72 @@
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace PmemService.Server.Internal;
+
+/// <summary>Kestrel listeners from <see cref="PmemServiceOptions"/>: HTTP/2 (plaintext, prior knowledge) on the Unix socket and on TCP.</summary>
+internal sealed class PmemKestrelSetup : IConfigureOptions<KestrelServerOptions>
+{
+    private readonly IOptions<PmemServiceOptions> _options;
+    private readonly ILogger<PmemKestrelSetup> _logger;
+
+    public PmemKestrelSetup(IOptions<PmemServiceOptions> options, ILogger<PmemKestrelSetup> logger)
+    {
+        _options = options;
+        _logger = logger;
+    }
+
+    public void Configure(KestrelServerOptions kestrel)
+    {
+        var options = _options.Value;
+        kestrel.Limits.Http2.InitialConnectionWindowSize = options.Http2ConnectionWindowSize;
+        kestrel.Limits.Http2.InitialStreamWindowSize = options.Http2StreamWindowSize;
+
+        var socket = options.FullUnixSocketPath;
+        if (socket is not null)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
+            RemoveStaleSocket(socket);
+            kestrel.ListenUnixSocket(socket, listen => listen.Protocols = HttpProtocols.Http2);
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.TcpEndpoint)
+            && PmemServiceOptions.TryParseTcpEndpoint(options.TcpEndpoint, out var endpoint, out var isLocalhost, out var port))
+        {
+            if (isLocalhost)
+            {
+                kestrel.ListenLocalhost(port, listen => listen.Protocols = HttpProtocols.Http2);
+            }
+            else
+            {
+                kestrel.Listen(endpoint!, listen => listen.Protocols = HttpProtocols.Http2);
+            }
+        }
+    }
+
+    /// <summary>Deletes a socket file left by a crashed server, but never one a live server answers on.</summary>
+    private void RemoveStaleSocket(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            try
+            {
+                probe.Connect(new UnixDomainSocketEndPoint(path));
+                throw new InvalidOperationException($"Another process is listening on the Unix socket '{path}' (PmemService:UnixSocketPath).");
+            }
+            catch (SocketException)
+            {
+                // Nobody listens: the file is stale.
+            }
+        }
+
+        File.Delete(path);
+        PmemLog.StaleSocketRemoved(_logger, path);
+    }
+}

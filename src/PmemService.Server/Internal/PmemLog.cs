@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Logging;
+
+namespace PmemService.Server.Internal;
+
+/// <summary>Source-generated log messages of the service with stable event ids (grpc-dotnet GrpcServerLog shape).</summary>
+internal static partial class PmemLog
+{
+    [LoggerMessage(1, LogLevel.Information, "PmemService starting: pool {PoolPath}, Unix socket {UnixSocketPath}, TCP {TcpEndpoint}", EventName = "ServiceStarting")]
+    public static partial void ServiceStarting(ILogger logger, string poolPath, string unixSocketPath, string tcpEndpoint);
+
+    [LoggerMessage(2, LogLevel.Information, "Pmem2 engine: flush instruction {FlushInstruction}, copy engine {CopyEngine}", EventName = "Pmem2Engine")]
+    public static partial void Pmem2Engine(ILogger logger, string flushInstruction, string copyEngine);
+
+    [LoggerMessage(3, LogLevel.Information, "Pool probe: effective granularity {Granularity}, MAP_SYNC {MapSync}", EventName = "PoolProbed")]
+    public static partial void PoolProbed(ILogger logger, string granularity, bool mapSync);
+
+    [LoggerMessage(4, LogLevel.Warning, "Pool {PoolPath} is not on a DAX filesystem (MAP_SYNC unavailable: {Reason}); regions run at PAGE granularity and every persist is an msync of the written pages. Mount a DAX filesystem (ext4/xfs -o dax) and set PmemService:RequireDax=true to insist on CACHE_LINE", EventName = "NoDax")]
+    public static partial void NoDax(ILogger logger, string poolPath, string reason);
+
+    [LoggerMessage(5, LogLevel.Information, "Region {Region} created ({Size} bytes, fully allocated)", EventName = "RegionCreated")]
+    public static partial void RegionCreated(ILogger logger, string region, ulong size);
+
+    [LoggerMessage(6, LogLevel.Information, "Region {Region} mapped: {Size} bytes, granularity {Granularity}, MAP_SYNC {MapSync}", EventName = "RegionMapped")]
+    public static partial void RegionMapped(ILogger logger, string region, ulong size, string granularity, bool mapSync);
+
+    [LoggerMessage(7, LogLevel.Information, "Region {Region} persisted and unmapped", EventName = "RegionUnmapped")]
+    public static partial void RegionUnmapped(ILogger logger, string region);
+
+    [LoggerMessage(8, LogLevel.Information, "Region {Region} deleted (force {Force})", EventName = "RegionDeleted")]
+    public static partial void RegionDeleted(ILogger logger, string region, bool force);
+
+    [LoggerMessage(9, LogLevel.Debug, "Stream write to {Region} complete: {Bytes} bytes persisted up to offset {PersistedOffset}", EventName = "StreamWriteCompleted")]
+    public static partial void StreamWriteCompleted(ILogger logger, string region, ulong bytes, ulong persistedOffset);
+
+    [LoggerMessage(10, LogLevel.Warning, "Stream write to {Region} ended early ({Reason}): {BytesPersisted} bytes persistent, persisted offset {PersistedOffset}", EventName = "StreamWriteInterrupted")]
+    public static partial void StreamWriteInterrupted(ILogger logger, string region, string reason, ulong bytesPersisted, ulong persistedOffset);
+
+    [LoggerMessage(11, LogLevel.Information, "Shutdown: persisting and unmapping {Count} mapped regions", EventName = "ShutdownPersisting")]
+    public static partial void ShutdownPersisting(ILogger logger, int count);
+
+    [LoggerMessage(12, LogLevel.Information, "Shutdown complete: every mapping persisted and unmapped", EventName = "ShutdownComplete")]
+    public static partial void ShutdownComplete(ILogger logger);
+
+    [LoggerMessage(13, LogLevel.Warning, "Removed {Path}, left behind by an interrupted region creation", EventName = "StaleTempFileRemoved")]
+    public static partial void StaleTempFileRemoved(ILogger logger, string path);
+
+    [LoggerMessage(14, LogLevel.Error, "Unhandled error in {Method}", EventName = "UnhandledError")]
+    public static partial void UnhandledError(ILogger logger, string method, Exception exception);
+
+    [LoggerMessage(15, LogLevel.Information, "Unix socket {Path} listening with mode {Mode}", EventName = "SocketModeSet")]
+    public static partial void SocketModeSet(ILogger logger, string path, string mode);
+
+    [LoggerMessage(16, LogLevel.Warning, "Removed stale Unix socket {Path}", EventName = "StaleSocketRemoved")]
+    public static partial void StaleSocketRemoved(ILogger logger, string path);
+
+    [LoggerMessage(17, LogLevel.Information, "Pool {PoolPath} holds {Count} regions", EventName = "RegionsFound")]
+    public static partial void RegionsFound(ILogger logger, string poolPath, int count);
+
+    [LoggerMessage(18, LogLevel.Debug, "{Method} failed: {StatusCode} {Reason}: {Message}", EventName = "RpcFailed")]
+    public static partial void RpcFailed(ILogger logger, string method, string statusCode, string reason, string message);
+
+    [LoggerMessage(19, LogLevel.Error, "Persisting region {Region} before unmap failed", EventName = "PersistOnUnmapFailed")]
+    public static partial void PersistOnUnmapFailed(ILogger logger, string region, Exception exception);
+
+    [LoggerMessage(20, LogLevel.Warning, "Shutdown: {Count} calls still hold regions after the wait; their mappings are closed when they end", EventName = "ShutdownLeasesOutstanding")]
+    public static partial void ShutdownLeasesOutstanding(ILogger logger, int count);
+}

@@ -1,0 +1,105 @@
+namespace PmemService.Server;
+
+/// <summary>
+/// Stable google.rpc.ErrorInfo reasons (domain <see cref="Domain"/>). They are API: never rename one.
+/// </summary>
+public static class PmemErrorReasons
+{
+    /// <summary>ErrorInfo domain of every reason below.</summary>
+    public const string Domain = "pmem.v1";
+
+    /// <summary>Trailer carrying the last persisted offset of a stream that ended early.</summary>
+    public const string PersistedOffsetTrailer = "pmem-persisted-offset";
+
+    /// <summary>ErrorInfo metadata key: last persisted offset of an interrupted stream.</summary>
+    public const string PersistedOffsetKey = "persisted_offset";
+
+    /// <summary>ErrorInfo metadata key: bytes of the interrupted stream that are persistent.</summary>
+    public const string BytesPersistedKey = "bytes_persisted";
+
+    // INVALID_ARGUMENT
+    /// <summary>Name empty, too long, with characters outside [A-Za-z0-9._-] or starting with '.'.</summary>
+    public const string InvalidRegionName = "INVALID_REGION_NAME";
+    /// <summary>Size 0 when creating a region.</summary>
+    public const string InvalidRegionSize = "INVALID_REGION_SIZE";
+    /// <summary>Granularity value outside the enum.</summary>
+    public const string InvalidGranularity = "INVALID_GRANULARITY";
+    /// <summary>Negative page_size.</summary>
+    public const string InvalidPageSize = "INVALID_PAGE_SIZE";
+    /// <summary>page_token not produced by this service.</summary>
+    public const string InvalidPageToken = "INVALID_PAGE_TOKEN";
+    /// <summary>ReadRegion length above the unary limit (use StreamReadRegion).</summary>
+    public const string ReadTooLarge = "READ_TOO_LARGE";
+    /// <summary>StreamReadRegion chunk_size above the configured maximum.</summary>
+    public const string ChunkSizeTooLarge = "CHUNK_SIZE_TOO_LARGE";
+    /// <summary>StreamWriteRegion did not start with a header.</summary>
+    public const string MissingStreamHeader = "MISSING_STREAM_HEADER";
+    /// <summary>StreamWriteRegion carried a second header or an empty message.</summary>
+    public const string UnexpectedStreamMessage = "UNEXPECTED_STREAM_MESSAGE";
+    /// <summary>StreamWriteRegion ended with fewer bytes than header.total_length.</summary>
+    public const string StreamLengthMismatch = "STREAM_LENGTH_MISMATCH";
+
+    // OUT_OF_RANGE
+    /// <summary>offset/length outside the region.</summary>
+    public const string RangeOutOfBounds = "RANGE_OUT_OF_BOUNDS";
+    /// <summary>offset + length overflows 64 bits.</summary>
+    public const string RangeOverflow = "RANGE_OVERFLOW";
+
+    // NOT_FOUND
+    /// <summary>No region file with that name in the pool.</summary>
+    public const string RegionNotFound = "REGION_NOT_FOUND";
+    /// <summary>The region was deleted (force) while the call was using it.</summary>
+    public const string RegionDeleted = "REGION_DELETED";
+
+    // ALREADY_EXISTS
+    /// <summary>A file with the region's name appeared while it was being created.</summary>
+    public const string RegionAlreadyExists = "REGION_ALREADY_EXISTS";
+
+    // FAILED_PRECONDITION
+    /// <summary>MapRegion size differs from the existing region's (growing is not supported).</summary>
+    public const string RegionSizeMismatch = "REGION_SIZE_MISMATCH";
+    /// <summary>Data RPC on a region nobody has mapped (call MapRegion first).</summary>
+    public const string RegionNotMapped = "REGION_NOT_MAPPED";
+    /// <summary>DeleteRegion while mapped, without force.</summary>
+    public const string RegionInUse = "REGION_IN_USE";
+    /// <summary>Requested granularity finer than the platform/pool provides (no MAP_SYNC).</summary>
+    public const string GranularityNotSupported = "GRANULARITY_NOT_SUPPORTED";
+    /// <summary>The region file is empty or not a regular file pmem2 can map.</summary>
+    public const string RegionNotMappable = "REGION_NOT_MAPPABLE";
+
+    // RESOURCE_EXHAUSTED
+    /// <summary>Region size above PmemService:MaxRegionSize.</summary>
+    public const string RegionSizeLimit = "REGION_SIZE_LIMIT";
+    /// <summary>Mapping would exceed PmemService:MaxMappedBytes.</summary>
+    public const string MappedBytesLimit = "MAPPED_BYTES_LIMIT";
+    /// <summary>The pool filesystem has no room for the region (posix_fallocate failed).</summary>
+    public const string PoolSpaceExhausted = "POOL_SPACE_EXHAUSTED";
+    /// <summary>The kernel refused memory or descriptors (ENOMEM, EMFILE).</summary>
+    public const string SystemResourcesExhausted = "SYSTEM_RESOURCES_EXHAUSTED";
+
+    // PERMISSION_DENIED
+    /// <summary>The pool file could not be accessed (EACCES/EPERM).</summary>
+    public const string AccessDenied = "ACCESS_DENIED";
+    /// <summary>Data-plane RPC over TCP while PmemService:AllowDataPlaneOverTcp is false.</summary>
+    public const string UnixSocketRequired = "UNIX_SOCKET_REQUIRED";
+
+    // UNAVAILABLE
+    /// <summary>The server is shutting down; retry against the next instance.</summary>
+    public const string ShuttingDown = "SHUTTING_DOWN";
+
+    // CANCELLED / DEADLINE_EXCEEDED
+    /// <summary>The client cancelled the call.</summary>
+    public const string Cancelled = "CANCELLED";
+    /// <summary>The call's deadline passed.</summary>
+    public const string DeadlineExceeded = "DEADLINE_EXCEEDED";
+
+    // DATA_LOSS
+    /// <summary>An I/O error (EIO, poisoned memory) while accessing the region.</summary>
+    public const string IoError = "IO_ERROR";
+
+    // INTERNAL
+    /// <summary>An unexpected pmem2 error.</summary>
+    public const string Pmem2Error = "PMEM2_ERROR";
+    /// <summary>Anything else; details are logged, not returned.</summary>
+    public const string Internal = "INTERNAL";
+}

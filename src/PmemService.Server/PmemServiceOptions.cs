@@ -1,0 +1,119 @@
+using System.Globalization;
+using System.Net;
+
+namespace PmemService.Server;
+
+/// <summary>
+/// Service configuration, bound from the "PmemService" section (environment: <c>PmemService__Key</c>)
+/// and validated when the host starts.
+/// </summary>
+public sealed class PmemServiceOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string SectionName = "PmemService";
+
+    /// <summary>Pool directory holding one file per region (relative paths resolve against the working directory).</summary>
+    public string PoolPath { get; set; } = "data/pool";
+
+    /// <summary>Unix domain socket path; empty disables the socket listener.</summary>
+    public string UnixSocketPath { get; set; } = "data/pmem.sock";
+
+    /// <summary>Octal file mode set on the socket after bind (Kestrel creates it with the process umask).</summary>
+    public string UnixSocketMode { get; set; } = "0660";
+
+    /// <summary>TCP endpoint "address:port" (for example 127.0.0.1:5001, 0.0.0.0:5001, [::1]:5001,
+    /// localhost:5001; port 0 picks a free port); empty disables TCP.</summary>
+    public string TcpEndpoint { get; set; } = "127.0.0.1:5001";
+
+    /// <summary>Refuse to start unless the pool is on a DAX filesystem where MAP_SYNC works.</summary>
+    public bool RequireDax { get; set; }
+
+    /// <summary>Largest region a client may create, in bytes (RESOURCE_EXHAUSTED beyond).</summary>
+    public long MaxRegionSize { get; set; } = 64L << 30;
+
+    /// <summary>Upper bound on the sum of the sizes of all mapped regions, in bytes.</summary>
+    public long MaxMappedBytes { get; set; } = 256L << 30;
+
+    /// <summary>Serve grpc.reflection.v1 and v1alpha (so grpcurl works without proto files).</summary>
+    public bool EnableReflection { get; set; } = true;
+
+    /// <summary>Allow the data-plane RPCs over TCP (otherwise PERMISSION_DENIED there; health and reflection stay on TCP).</summary>
+    public bool AllowDataPlaneOverTcp { get; set; } = true;
+
+    /// <summary>Largest incoming gRPC message (a WriteRegion payload or one stream chunk, plus envelope).</summary>
+    public int MaxReceiveMessageSize { get; set; } = (4 << 20) + (64 << 10);
+
+    /// <summary>Largest outgoing gRPC message.</summary>
+    public int MaxSendMessageSize { get; set; } = (4 << 20) + (64 << 10);
+
+    /// <summary>Largest unary ReadRegion length; the default fits a client's default 4 MiB receive limit.</summary>
+    public int MaxUnaryReadLength { get; set; } = (4 << 20) - (64 << 10);
+
+    /// <summary>StreamReadRegion chunk size when the request gives 0.</summary>
+    public int DefaultReadChunkSize { get; set; } = 64 << 10;
+
+    /// <summary>Largest StreamReadRegion chunk size a request may ask for.</summary>
+    public int MaxReadChunkSize { get; set; } = 1 << 20;
+
+    /// <summary>Kestrel HTTP/2 per-connection receive window (bytes); raise with large chunks.</summary>
+    public int Http2ConnectionWindowSize { get; set; } = 16 << 20;
+
+    /// <summary>Kestrel HTTP/2 per-stream receive window (bytes), at most the connection window.</summary>
+    public int Http2StreamWindowSize { get; set; } = 4 << 20;
+
+    /// <summary>The resolved pool directory.</summary>
+    internal string FullPoolPath => Path.GetFullPath(PoolPath);
+
+    /// <summary>The resolved socket path, or null when disabled.</summary>
+    internal string? FullUnixSocketPath => string.IsNullOrWhiteSpace(UnixSocketPath) ? null : Path.GetFullPath(UnixSocketPath);
+
+    /// <summary>Parses <see cref="UnixSocketMode"/>.</summary>
+    internal static bool TryParseMode(string text, out UnixFileMode mode)
+    {
+        mode = 0;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return false;
+        }
+
+        try
+        {
+            var value = Convert.ToInt32(text.Trim(), 8);
+            if (value is < 0 or > 0x1FF)
+            {
+                return false;
+            }
+
+            mode = (UnixFileMode)value;
+            return true;
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Parses <see cref="TcpEndpoint"/>: null endpoint with isLocalhost for "localhost:port".</summary>
+    internal static bool TryParseTcpEndpoint(string text, out IPEndPoint? endpoint, out bool isLocalhost, out int port)
+    {
+        endpoint = null;
+        isLocalhost = false;
+        port = 0;
+        text = text.Trim();
+        if (text.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase))
+        {
+            isLocalhost = true;
+            return int.TryParse(text.AsSpan("localhost:".Length), NumberStyles.None, CultureInfo.InvariantCulture, out port)
+                && port is > 0 and <= 65535;
+        }
+
+        if (!IPEndPoint.TryParse(text, out endpoint) || !text.Contains(':', StringComparison.Ordinal) || text.EndsWith(']'))
+        {
+            endpoint = null;
+            return false;
+        }
+
+        port = endpoint.Port;
+        return true;
+    }
+}

@@ -1,0 +1,96 @@
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Reflection.V1;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using PmemService.Contracts.V1;
+using static PmemService.Server.Tests.TestHelpers;
+
+namespace PmemService.Server.Tests;
+
+/// <summary>Health, reflection, metrics and logging of a shared real server.</summary>
+public sealed class HostingTests : IClassFixture<SharedServerFixture>
+{
+    private readonly PmemTestServer _server;
+
+    public HostingTests(SharedServerFixture fixture) => _server = fixture.Server;
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("readiness")]
+    public async Task Health_is_serving_on_both_transports(string service)
+    {
+        foreach (var channel in new[] { _server.UdsChannel, _server.TcpChannel })
+        {
+            var response = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest { Service = service });
+            Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, response.Status);
+        }
+
+        var unknown = await Assert.ThrowsAsync<RpcException>(async () => await new Health.HealthClient(_server.TcpChannel).CheckAsync(new HealthCheckRequest { Service = "nope" }));
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+    }
+
+    [Fact]
+    public async Task Reflection_v1_and_v1alpha_list_the_services()
+    {
+        using (var v1 = new ServerReflection.ServerReflectionClient(_server.TcpChannel).ServerReflectionInfo())
+        {
+            await v1.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = string.Empty });
+            await v1.RequestStream.WriteAsync(new ServerReflectionRequest { FileContainingSymbol = "pmem.v1.PmemService" });
+            await v1.RequestStream.CompleteAsync();
+            Assert.True(await v1.ResponseStream.MoveNext(CancellationToken.None));
+            var names = v1.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).ToList();
+            Assert.Contains("pmem.v1.PmemService", names);
+            Assert.Contains("grpc.health.v1.Health", names);
+            Assert.True(await v1.ResponseStream.MoveNext(CancellationToken.None));
+            Assert.NotEmpty(v1.ResponseStream.Current.FileDescriptorResponse.FileDescriptorProto);
+        }
+
+        using var alpha = new Grpc.Reflection.V1Alpha.ServerReflection.ServerReflectionClient(_server.UdsChannel).ServerReflectionInfo();
+        await alpha.RequestStream.WriteAsync(new Grpc.Reflection.V1Alpha.ServerReflectionRequest { ListServices = string.Empty });
+        await alpha.RequestStream.CompleteAsync();
+        Assert.True(await alpha.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Contains(alpha.ResponseStream.Current.ListServicesResponse.Service, s => s.Name == "pmem.v1.PmemService");
+    }
+
+    [Fact]
+    public async Task Metrics_count_bytes_and_persist_durations()
+    {
+        var meterFactory = _server.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        using var written = new MetricCollector<long>(meterFactory, "PmemService", "pmem.write.bytes");
+        using var read = new MetricCollector<long>(meterFactory, "PmemService", "pmem.read.bytes");
+        using var persist = new MetricCollector<double>(meterFactory, "PmemService", "pmem.persist.duration");
+        using var mapped = new MetricCollector<long>(meterFactory, "PmemService", "pmem.mapped.bytes");
+
+        var name = UniqueName("metrics");
+        await CreateAsync(_server.Uds, name, 65536);
+        await _server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Data = ByteString.CopyFrom(new byte[1234]) });
+        await _server.Uds.ReadRegionAsync(new ReadRegionRequest { Name = name, Length = 777 });
+        await _server.Uds.PersistRegionAsync(new PersistRegionRequest { Name = name });
+        await _server.Uds.UnmapRegionAsync(new UnmapRegionRequest { Name = name });
+
+        // Other tests of this class may run at the same time: look for our own measurements.
+        Assert.Contains(written.GetMeasurementSnapshot(), m => m.Value == 1234 && Equals(m.Tags["rpc.method"], "WriteRegion"));
+        Assert.Contains(read.GetMeasurementSnapshot(), m => m.Value == 777);
+        Assert.Contains(persist.GetMeasurementSnapshot(), m => Equals(m.Tags["pmem.operation"], "persist") && Equals(m.Tags["pmem.granularity"], "PAGE") && m.Value > 0);
+        Assert.Contains(mapped.GetMeasurementSnapshot(), m => m.Value == 65536);
+        Assert.Contains(mapped.GetMeasurementSnapshot(), m => m.Value == -65536);
+    }
+
+    [Fact]
+    public void Startup_logs_engine_and_the_no_dax_warning_once()
+    {
+        Assert.Single(_server.Logs.WithEventName("Pmem2Engine"));
+        var warning = Assert.Single(_server.Logs.WithEventName("NoDax"));
+        Assert.Equal(Serilog.Events.LogEventLevel.Warning, warning.Level);
+        Assert.Contains("PAGE granularity", warning.RenderMessage(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Socket_has_the_configured_mode()
+    {
+        Assert.Equal((UnixFileMode)Convert.ToInt32("660", 8), File.GetUnixFileMode(_server.SocketPath));
+        await Task.CompletedTask;
+    }
+}

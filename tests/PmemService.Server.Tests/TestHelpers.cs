@@ -1,0 +1,58 @@
+using Google.Rpc;
+using Grpc.Core;
+using PmemService.Contracts.V1;
+using Client = PmemService.Contracts.V1.PmemService.PmemServiceClient;
+
+namespace PmemService.Server.Tests;
+
+internal static class TestHelpers
+{
+    public static string UniqueName(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..Math.Min(prefix.Length + 13, 128)];
+
+    /// <summary>Asserts the call fails with <paramref name="code"/> and an ErrorInfo of domain pmem.v1 with <paramref name="reason"/>.</summary>
+    public static async Task<(RpcException Exception, Google.Rpc.Status Status, ErrorInfo Info)> AssertError(Func<Task> call, StatusCode code, string reason)
+    {
+        var exception = await Assert.ThrowsAsync<RpcException>(call);
+        Assert.Equal(code, exception.StatusCode);
+        var status = exception.GetRpcStatus();
+        Assert.NotNull(status);
+        var info = status.GetDetail<ErrorInfo>();
+        Assert.NotNull(info);
+        Assert.Equal(reason, info.Reason);
+        Assert.Equal("pmem.v1", info.Domain);
+        return (exception, status, info);
+    }
+
+    public static void AssertFieldViolation(Google.Rpc.Status status, string field)
+    {
+        var badRequest = status.GetDetail<BadRequest>();
+        Assert.NotNull(badRequest);
+        Assert.Contains(badRequest.FieldViolations, v => v.Field == field);
+    }
+
+    public static async Task<RegionInfo> CreateAsync(Client client, string name, ulong size)
+    {
+        var response = await client.MapRegionAsync(new MapRegionRequest { Name = name, Size = size, CreateIfMissing = true });
+        return response.Region;
+    }
+
+    public static byte[] Pattern(int length, int seed)
+    {
+        var data = new byte[length];
+        new Random(seed).NextBytes(data);
+        return data;
+    }
+
+    /// <summary>Allocated bytes of a file (st_blocks * 512) from stat(1): non-sparse means all of it.</summary>
+    public static long AllocatedBytes(string path)
+    {
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%b %B", path])
+        {
+            RedirectStandardOutput = true,
+        })!;
+        var output = process.StandardOutput.ReadToEnd().Trim().Split(' ');
+        process.WaitForExit();
+        Assert.Equal(0, process.ExitCode);
+        return long.Parse(output[0], System.Globalization.CultureInfo.InvariantCulture) * long.Parse(output[1], System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
