@@ -250,12 +250,19 @@ public sealed class Pmem2Source : IDisposable
             Errors.Throw(Pmem2ErrorCode.NoSupp, "machine-check-safe I/O on device DAX is not supported");
         }
 
-        // libpmem2 checks only "length > size - offset" (with unsigned wrap-around, so an offset past
-        // the end passes and reads nothing or writes past the end); an offset past the end is refused here.
+        // libpmem2 checks only "length > size - offset" in unsigned arithmetic and prints that remainder
+        // as "the file length" (for both reads and writes). An offset past the end wraps the remainder
+        // around and passes its check (reading nothing or writing past the end); ours refuses it.
         var size = GetSize();
-        if (offset > size || length > size - offset)
+        var remaining = unchecked(size - offset);
+        if (length > remaining)
         {
-            Errors.Throw(Pmem2ErrorCode.LengthOutOfRange, $"size of read {length} from offset {offset} goes beyond the file length {size}");
+            Errors.Throw(Pmem2ErrorCode.LengthOutOfRange, $"size of read {length} from offset {offset} goes beyond the file length {remaining}");
+        }
+
+        if (offset > size)
+        {
+            Errors.Throw(Pmem2ErrorCode.LengthOutOfRange, $"offset {offset} goes beyond the file length {size}");
         }
 
         return _handle;

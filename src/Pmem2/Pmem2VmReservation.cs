@@ -31,6 +31,12 @@ public sealed class Pmem2VmReservation : IDisposable
     /// pmem2_vm_reservation_new. With <paramref name="address"/> 0 the kernel chooses a place aligned
     /// to 2 MiB (1 GiB for sizes of 2 GiB or more); otherwise the range must be free
     /// (MAP_FIXED_NOREPLACE, MAPPING_EXISTS when occupied). Address and size must be page multiples.
+    /// <para>
+    /// A size of 0 is accepted, as by libpmem2: the result reserves no address space (it has an address,
+    /// 2 MiB-aligned or the requested one, whose following 2 MiB were free when it was created), can be
+    /// <see cref="Extend"/>ed, and its <see cref="Dispose"/> fails with -EINVAL "munmap: Invalid argument"
+    /// (munmap of 0 bytes) for as long as it stays empty, exactly like pmem2_vm_reservation_delete.
+    /// </para>
     /// </summary>
     public static unsafe Pmem2VmReservation Create(nint address, ulong size)
     {
@@ -38,21 +44,31 @@ public sealed class Pmem2VmReservation : IDisposable
         var page = (ulong)Environment.SystemPageSize;
         if ((ulong)address % page != 0)
         {
-            Errors.Throw(Pmem2ErrorCode.AddressUnaligned, $"address {address:x} is not a multiple of 0x{page:x}");
+            Errors.Throw(Pmem2ErrorCode.AddressUnaligned, $"address {Errors.Pointer(address)} is not a multiple of 0x{page:x}");
         }
 
         if (size % page != 0)
         {
-            Errors.Throw(Pmem2ErrorCode.LengthUnaligned, $"reservation size {size} is not a multiple of 0x{page:x}");
+            Errors.Throw(Pmem2ErrorCode.LengthUnaligned, $"reservation size {size} is not a multiple of {page}");
         }
 
-        if (size == 0 || size > (ulong)nint.MaxValue)
+        if (size > (ulong)nint.MaxValue)
         {
-            Errors.ThrowErrno(size == 0 ? LibC.EINVAL : LibC.ENOMEM, "mmap");
+            // libpmem2 adds its alignment to the size unchecked, and the wrapped-around request can succeed.
+            Errors.ThrowErrno(LibC.ENOMEM, "mmap MAP_ANONYMOUS");
         }
 
         if (address != 0)
         {
+            if (size == 0)
+            {
+                // libpmem2 1.12.1 reserves size + 2 MiB at a fixed address, so even a 0-byte reservation
+                // needs the next 2 MiB free; ours checks that and keeps nothing.
+                var probe = MapFixedNoReplace((void*)address, 2 * MiB);
+                _ = LibC.munmap(probe, 2 * MiB);
+                return new Pmem2VmReservation(address, 0);
+            }
+
             var got = MapFixedNoReplace((void*)address, (nuint)size);
             return new Pmem2VmReservation((nint)got, size);
         }
@@ -63,9 +79,10 @@ public sealed class Pmem2VmReservation : IDisposable
         var daddr = LibC.mmap(null, dlength, LibC.PROT_NONE, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_NORESERVE, -1, 0);
         if (daddr == LibC.MAP_FAILED)
         {
-            Errors.ThrowErrno(Marshal.GetLastPInvokeError(), "mmap");
+            Errors.ThrowErrno(Marshal.GetLastPInvokeError(), "mmap MAP_ANONYMOUS");
         }
 
+        // With size 0 both pieces cover the whole probe: nothing stays reserved, only the address is kept.
         var start = ((nuint)daddr + align - 1) & ~(align - 1);
         var before = start - (nuint)daddr;
         var after = dlength - before - (nuint)size;
@@ -127,7 +144,7 @@ public sealed class Pmem2VmReservation : IDisposable
         var page = (ulong)Environment.SystemPageSize;
         if (size % page != 0)
         {
-            Errors.Throw(Pmem2ErrorCode.LengthUnaligned, $"reservation extension size {size} is not a multiple of 0x{page:x}");
+            Errors.Throw(Pmem2ErrorCode.LengthUnaligned, $"reservation extension size {size} is not a multiple of {page}");
         }
 
         lock (_sync)
@@ -150,12 +167,12 @@ public sealed class Pmem2VmReservation : IDisposable
         var page = (ulong)Environment.SystemPageSize;
         if (offset % page != 0)
         {
-            Errors.Throw(Pmem2ErrorCode.OffsetUnaligned, $"reservation shrink offset {offset} is not a multiple of 0x{page:x}");
+            Errors.Throw(Pmem2ErrorCode.OffsetUnaligned, $"reservation shrink offset {offset} is not a multiple of {page}");
         }
 
         if (size % page != 0)
         {
-            Errors.Throw(Pmem2ErrorCode.LengthUnaligned, $"reservation shrink size {size} is not a multiple of 0x{page:x}");
+            Errors.Throw(Pmem2ErrorCode.LengthUnaligned, $"reservation shrink size {size} is not a multiple of {page}");
         }
 
         lock (_sync)
@@ -166,24 +183,32 @@ public sealed class Pmem2VmReservation : IDisposable
                 Errors.Throw(Pmem2ErrorCode.OffsetOutOfRange, $"reservation shrink offset {offset} is out of reservation range");
             }
 
-            if (size == 0 || size > _size - offset)
+            if (size == 0)
             {
-                Errors.Throw(Pmem2ErrorCode.LengthOutOfRange, $"reservation shrink size {size} is out of reservation range");
+                Errors.Throw(Pmem2ErrorCode.LengthOutOfRange, $"reservation shrink size {size} cannot be zero");
             }
 
-            if (offset != 0 && offset + size != _size)
+            // libpmem2's order and unsigned arithmetic: an offset + size that wraps around passes this
+            // check and is refused as "from the middle" below (it can never equal the size).
+            var end = unchecked(offset + size);
+            if (end > _size)
+            {
+                Errors.Throw(Pmem2ErrorCode.LengthOutOfRange, $"reservation shrink size {size} stands out of reservation range");
+            }
+
+            if (offset != 0 && end != _size)
             {
                 Errors.Throw(Pmem2ErrorCode.NoSupp, "shrinking reservation from the middle is not supported");
             }
 
             if (offset == 0 && size == _size)
             {
-                Errors.Throw(Pmem2ErrorCode.NoSupp, "shrinking the whole reservation is not supported");
+                Errors.Throw(Pmem2ErrorCode.NoSupp, "shrinking whole reservation is not supported");
             }
 
             if (FindLocked(offset, size) is not null)
             {
-                Errors.Throw(Pmem2ErrorCode.VmReservationNotEmpty, "reservation region to shrink is occupied by a mapping");
+                Errors.Throw(Pmem2ErrorCode.VmReservationNotEmpty, $"reservation region (offset {offset}, size {size}) to be shrunk is occupied by a mapping");
             }
 
             if (LibC.munmap((void*)(_address + (nint)offset), (nuint)size) != 0)
@@ -257,7 +282,9 @@ public sealed class Pmem2VmReservation : IDisposable
     }
 
     /// <summary>pmem2_vm_reservation_delete: unmaps the reservation. Throws VM_RESERVATION_NOT_EMPTY
-    /// (and keeps the reservation) while maps remain in it. Idempotent once it succeeded.</summary>
+    /// (and keeps the reservation) while maps remain in it, and the munmap error (the reservation is
+    /// kept too) when it fails: a 0-byte reservation gets -EINVAL "munmap: Invalid argument", like
+    /// libpmem2's. Idempotent once it succeeded.</summary>
     public unsafe void Dispose()
     {
         lock (_sync)
@@ -269,11 +296,16 @@ public sealed class Pmem2VmReservation : IDisposable
 
             if (_maps.Count > 0)
             {
-                Errors.Throw(Pmem2ErrorCode.VmReservationNotEmpty, "vm reservation is not empty");
+                // libpmem2 prints its struct's address; ours is the reservation's.
+                Errors.Throw(Pmem2ErrorCode.VmReservationNotEmpty, $"vm reservation {Errors.Pointer(_address)} isn't empty");
+            }
+
+            if (LibC.munmap((void*)_address, (nuint)_size) != 0)
+            {
+                Errors.ThrowErrno(Marshal.GetLastPInvokeError(), "munmap");
             }
 
             _disposed = true;
-            _ = LibC.munmap((void*)_address, (nuint)_size);
         }
     }
 
@@ -340,7 +372,7 @@ public sealed class Pmem2VmReservation : IDisposable
                 Errors.Throw(Pmem2ErrorCode.MappingExists, $"mmap MAP_FIXED_NOREPLACE: {Errors.StrError(errno)}");
             }
 
-            Errors.ThrowErrno(errno, "mmap");
+            Errors.ThrowErrno(errno, "mmap MAP_ANONYMOUS");
         }
 
         if (got != address)

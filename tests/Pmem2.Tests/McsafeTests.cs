@@ -30,7 +30,16 @@ public class McsafeTests
         var e = T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => src.PreadMcsafe(new byte[8193], 0));
         Assert.Equal("size of read 8193 from offset 0 goes beyond the file length 8192", e.Message); // libpmem2's text
         T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => src.PwriteMcsafe(new byte[8193], 0));
-        T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => src.PreadMcsafe(new byte[10], 9000));
+        // libpmem2 prints the remainder size - offset (unsigned) as "the file length".
+        e = T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => src.PwriteMcsafe(new byte[4096], 8000));
+        Assert.Equal("size of read 4096 from offset 8000 goes beyond the file length 192", e.Message);
+        e = T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => src.PreadMcsafe(new byte[1], 8192));
+        Assert.Equal("size of read 1 from offset 8192 goes beyond the file length 0", e.Message);
+        e = T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => src.PreadMcsafe(new byte[10000], ulong.MaxValue));
+        Assert.Equal("size of read 10000 from offset 18446744073709551615 goes beyond the file length 8193", e.Message);
+        // An offset past the end that fits the wrapped-around remainder: libpmem2 lets it through, ours refuses.
+        e = T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => src.PreadMcsafe(new byte[10], 9000));
+        Assert.Equal("offset 9000 goes beyond the file length 8192", e.Message);
         Assert.Equal(8192L, new FileInfo(file.Path).Length);
     }
 

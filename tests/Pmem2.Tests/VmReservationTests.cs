@@ -8,7 +8,7 @@ public class VmReservationTests
 {
     private const ulong MiB = T.MiB;
 
-    private static string? Vma(nint address)
+    internal static string? Vma(nint address)
     {
         foreach (var line in File.ReadLines("/proc/self/maps"))
         {
@@ -34,8 +34,10 @@ public class VmReservationTests
     [Fact]
     public void NewValidatesAlignmentAndPlacesAt2MiB()
     {
-        T.Fails(Pmem2ErrorCode.AddressUnaligned, () => Pmem2VmReservation.Create(4097, 4096));
-        T.Fails(Pmem2ErrorCode.LengthUnaligned, () => Pmem2VmReservation.Create(0, 4097));
+        var e = T.Fails(Pmem2ErrorCode.AddressUnaligned, () => Pmem2VmReservation.Create(4097, 4096));
+        Assert.Equal("address 0x1001 is not a multiple of 0x1000", e.Message);
+        e = T.Fails(Pmem2ErrorCode.LengthUnaligned, () => Pmem2VmReservation.Create(0, 4097));
+        Assert.Equal("reservation size 4097 is not a multiple of 4096", e.Message);
         using var rsv = Pmem2VmReservation.Create(0, 16 * MiB);
         Assert.Equal(0, rsv.Address % (nint)(2 * MiB));
         Assert.Equal(16 * MiB, rsv.Size);
@@ -88,7 +90,8 @@ public class VmReservationTests
         T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => Pmem2Map.Create(InReservation(rsv, 14 * MiB), src));
         T.Fails(Pmem2ErrorCode.OffsetUnaligned, () => Pmem2Map.Create(InReservation(rsv, 100), src));
 
-        T.Fails(Pmem2ErrorCode.VmReservationNotEmpty, () => rsv.Dispose());
+        var notEmpty = T.Fails(Pmem2ErrorCode.VmReservationNotEmpty, () => rsv.Dispose());
+        Assert.Equal($"vm reservation 0x{rsv.Address:x} isn't empty", notEmpty.Message);
 
         // Unmap every second map: its range becomes PROT_NONE again, not a hole.
         maps[1].Dispose();
@@ -130,7 +133,7 @@ public class VmReservationTests
         using var src = file.OpenSource();
         using var rsv = Pmem2VmReservation.Create(0, 12 * MiB);
         var start = rsv.Address;
-        T.Fails(Pmem2ErrorCode.LengthUnaligned, () => rsv.Extend(100));
+        Assert.Equal("reservation extension size 100 is not a multiple of 4096", T.Fails(Pmem2ErrorCode.LengthUnaligned, () => rsv.Extend(100)).Message);
 
         // New mappings usually land right below older ones, so make sure the range after the
         // reservation is free: give back its last 4 MiB, then grow into them again.
@@ -140,16 +143,20 @@ public class VmReservationTests
         Assert.Equal(12 * MiB, rsv.Size);
         Assert.Contains("---p", Vma(start + (nint)(11 * MiB)));
 
-        T.Fails(Pmem2ErrorCode.OffsetUnaligned, () => rsv.Shrink(100, 4096));
-        T.Fails(Pmem2ErrorCode.LengthUnaligned, () => rsv.Shrink(0, 100));
-        T.Fails(Pmem2ErrorCode.OffsetOutOfRange, () => rsv.Shrink(12 * MiB, 4096));
-        T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => rsv.Shrink(0, 0));
-        T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => rsv.Shrink(8 * MiB, 8 * MiB));
-        T.Fails(Pmem2ErrorCode.NoSupp, () => rsv.Shrink(4 * MiB, 4096));
-        T.Fails(Pmem2ErrorCode.NoSupp, () => rsv.Shrink(0, 12 * MiB));
+        Assert.Equal("reservation shrink offset 100 is not a multiple of 4096", T.Fails(Pmem2ErrorCode.OffsetUnaligned, () => rsv.Shrink(100, 4096)).Message);
+        Assert.Equal("reservation shrink size 100 is not a multiple of 4096", T.Fails(Pmem2ErrorCode.LengthUnaligned, () => rsv.Shrink(0, 100)).Message);
+        Assert.Equal("reservation shrink offset 12582912 is out of reservation range", T.Fails(Pmem2ErrorCode.OffsetOutOfRange, () => rsv.Shrink(12 * MiB, 4096)).Message);
+        Assert.Equal("reservation shrink size 0 cannot be zero", T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => rsv.Shrink(0, 0)).Message);
+        Assert.Equal("reservation shrink size 8388608 stands out of reservation range", T.Fails(Pmem2ErrorCode.LengthOutOfRange, () => rsv.Shrink(8 * MiB, 8 * MiB)).Message);
+        Assert.Equal("shrinking reservation from the middle is not supported", T.Fails(Pmem2ErrorCode.NoSupp, () => rsv.Shrink(4 * MiB, 4096)).Message);
+        Assert.Equal("shrinking whole reservation is not supported", T.Fails(Pmem2ErrorCode.NoSupp, () => rsv.Shrink(0, 12 * MiB)).Message);
+        // offset + size wraps around (libpmem2's unsigned arithmetic): "from the middle", not "out of range".
+        T.Fails(Pmem2ErrorCode.NoSupp, () => rsv.Shrink(4096, ulong.MaxValue - 4095));
+        Assert.Equal(12 * MiB, rsv.Size);
 
         using var map = Pmem2Map.Create(InReservation(rsv, 2 * MiB), src);
-        T.Fails(Pmem2ErrorCode.VmReservationNotEmpty, () => rsv.Shrink(0, 4 * MiB));
+        var occupied = T.Fails(Pmem2ErrorCode.VmReservationNotEmpty, () => rsv.Shrink(0, 4 * MiB));
+        Assert.Equal("reservation region (offset 0, size 4194304) to be shrunk is occupied by a mapping", occupied.Message);
         rsv.Shrink(0, 2 * MiB);
         Assert.Equal(start + (nint)(2 * MiB), rsv.Address);
         Assert.Same(map, rsv.FindMap(0, 1));
@@ -174,7 +181,8 @@ public class VmReservationTests
             Assert.Equal((ulong)size, map.Size);
             Assert.Equal(Pmem2Granularity.Byte, map.StoreGranularity);
             map.Memset(0, 9, 4096);
-            T.Fails(Pmem2ErrorCode.MapExists, () => Pmem2Map.FromExisting(src, mem, size, Pmem2Granularity.Page));
+            var exists = T.Fails(Pmem2ErrorCode.MapExists, () => Pmem2Map.FromExisting(src, mem, size, Pmem2Granularity.Page));
+            Assert.Equal($"Provided mapping(addr 0x{mem:x} len 1048576) is already registered by libpmem2", exists.Message);
             T.Fails(Pmem2ErrorCode.MapExists, () => Pmem2Map.FromExisting(src, mem - 16, 32, Pmem2Granularity.Page));
             T.Fails(Pmem2ErrorCode.MapExists, () => Pmem2Map.FromExisting(src, mem + size - 1, 32, Pmem2Granularity.Page));
             map.Dispose();

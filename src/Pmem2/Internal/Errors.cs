@@ -17,6 +17,11 @@ internal static class Errors
     public static Pmem2Exception FromErrno(Pmem2ErrorCode code, int errno, string what) =>
         new(code, $"{what}: {StrError(errno)}");
 
+    /// <summary>A pointer as glibc's printf "%p" prints it in libpmem2's messages: "0x7f12a4c00000",
+    /// or "(nil)" for the null pointer.</summary>
+    public static string Pointer(nint address) =>
+        address == 0 ? "(nil)" : $"0x{(nuint)address:x}";
+
     [DoesNotReturn]
     public static void Throw(Pmem2ErrorCode code, string message) => throw new Pmem2Exception(code, message);
 

@@ -15,7 +15,8 @@ internal static class MapRegistry
     /// <summary>One registered range [Start, End) and its owner.</summary>
     internal readonly record struct Entry(nuint Start, nuint End, object Owner);
 
-    /// <summary>Adds [start, start+length); throws MAP_EXISTS when it overlaps a registered map.</summary>
+    /// <summary>Adds [start, start+length); throws MAP_EXISTS (with pmem2_map_from_existing's message, the
+    /// only libpmem2 call where an overlap can happen) when it overlaps a registered map.</summary>
     public static void Register(nuint start, nuint length, object owner)
     {
         var end = start + length;
@@ -25,7 +26,8 @@ internal static class MapRegistry
             var i = FirstEndingAfter(start);
             if (i < s_entries.Count && s_entries[i].Start < end)
             {
-                Errors.Throw(Pmem2ErrorCode.MapExists, "mapping at the given region already exists");
+                Errors.Throw(Pmem2ErrorCode.MapExists,
+                    $"Provided mapping(addr {Errors.Pointer((nint)start)} len {length}) is already registered by libpmem2");
             }
 
             s_entries.Insert(i, new Entry(start, end, owner));
