@@ -40,8 +40,11 @@ public static class PmemEndpointRouteBuilderExtensions
     public static IApplicationBuilder UsePmemRequestLogging(this IApplicationBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        // The host's own Serilog logger (AddPmem keeps the static Log.Logger as the bootstrap logger).
+        var hostLogger = app.ApplicationServices.GetService<Serilog.ILogger>();
         return app.UseSerilogRequestLogging(options =>
         {
+            options.Logger = hostLogger;
             options.MessageTemplate = "gRPC {RequestPath} finished {GrpcStatus} in {Elapsed:0.000} ms";
             options.EnrichDiagnosticContext = (diagnostics, context) =>
             {

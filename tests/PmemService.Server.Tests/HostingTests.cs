@@ -88,6 +88,33 @@ public sealed class HostingTests : IClassFixture<SharedServerFixture>
     }
 
     [Fact]
+    public async Task Request_log_reports_the_grpc_status_and_keeps_probes_at_verbose()
+    {
+        var name = UniqueName("reqlog");
+        await Assert.ThrowsAsync<RpcException>(async () => await _server.Tcp.GetRegionAsync(new GetRegionRequest { Name = name }));
+        await new Health.HealthClient(_server.TcpChannel).CheckAsync(new HealthCheckRequest());
+
+        Serilog.Events.LogEvent? Find(string path, string status) => _server.Logs.Events.FirstOrDefault(e =>
+            e.Properties.TryGetValue("RequestPath", out var p) && p.ToString() == $"\"{path}\""
+            && e.Properties.TryGetValue("GrpcStatus", out var s) && s.ToString() == $"\"{status}\"");
+
+        // The request log is written when the response completes, just after the client sees it.
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while ((Find("/pmem.v1.PmemService/GetRegion", "5") is null || Find("/grpc.health.v1.Health/Check", "0") is null) && watch.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(20);
+        }
+
+        var failed = Find("/pmem.v1.PmemService/GetRegion", "5"); // NOT_FOUND, from the trailers
+        Assert.True(failed is not null, string.Join("\n", _server.Logs.Events.Where(e => e.Properties.ContainsKey("RequestPath")).Select(e => e.Level + " " + e.RenderMessage())));
+        Assert.Equal(Serilog.Events.LogEventLevel.Information, failed.Level);
+        Assert.Equal("\"tcp\"", failed.Properties["Transport"].ToString());
+        var probe = Find("/grpc.health.v1.Health/Check", "0");
+        Assert.NotNull(probe);
+        Assert.Equal(Serilog.Events.LogEventLevel.Verbose, probe.Level);
+    }
+
+    [Fact]
     public async Task Socket_has_the_configured_mode()
     {
         Assert.Equal((UnixFileMode)Convert.ToInt32("660", 8), File.GetUnixFileMode(_server.SocketPath));

@@ -2,6 +2,7 @@ using System.IO.Hashing;
 using System.Buffers.Binary;
 using Google.Protobuf;
 using PmemService.Contracts.V1;
+using Xunit.Abstractions;
 using static PmemService.Server.Tests.TestHelpers;
 
 namespace PmemService.Server.Tests;
@@ -10,8 +11,13 @@ namespace PmemService.Server.Tests;
 public sealed class LargeStreamTests : IClassFixture<SharedServerFixture>
 {
     private readonly PmemTestServer _server;
+    private readonly ITestOutputHelper _output;
 
-    public LargeStreamTests(SharedServerFixture fixture) => _server = fixture.Server;
+    public LargeStreamTests(SharedServerFixture fixture, ITestOutputHelper output)
+    {
+        _server = fixture.Server;
+        _output = output;
+    }
 
     [Fact]
     public async Task Stream_of_256_MiB_in_1_MiB_chunks_round_trips_with_matching_crc64()
@@ -23,6 +29,7 @@ public sealed class LargeStreamTests : IClassFixture<SharedServerFixture>
         await CreateAsync(_server.Uds, name, total);
 
         var buffer = Pattern(chunkSize, 42);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         var clientCrc = new Crc64();
         using (var call = _server.Uds.StreamWriteRegion())
         {
@@ -41,6 +48,9 @@ public sealed class LargeStreamTests : IClassFixture<SharedServerFixture>
             Assert.Equal(clientCrc.GetCurrentHashAsUInt64(), response.Crc64);
         }
 
+        _output.WriteLine($"StreamWriteRegion 256 MiB over UDS: {watch.Elapsed.TotalSeconds:F2} s ({256 / watch.Elapsed.TotalSeconds:F0} MiB/s)");
+        watch.Restart();
+
         var readCrc = new Crc64();
         var expectedOffset = 0UL;
         using (var read = _server.Uds.StreamReadRegion(new StreamReadRegionRequest { Name = name, ChunkSize = chunkSize }))
@@ -53,6 +63,7 @@ public sealed class LargeStreamTests : IClassFixture<SharedServerFixture>
             }
         }
 
+        _output.WriteLine($"StreamReadRegion 256 MiB over UDS: {watch.Elapsed.TotalSeconds:F2} s ({256 / watch.Elapsed.TotalSeconds:F0} MiB/s)");
         Assert.Equal(total, expectedOffset);
         Assert.Equal(clientCrc.GetCurrentHashAsUInt64(), readCrc.GetCurrentHashAsUInt64());
 

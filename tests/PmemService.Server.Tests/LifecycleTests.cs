@@ -183,6 +183,26 @@ public sealed class LifecycleTests
     }
 
     [Fact]
+    public async Task Draining_turns_readiness_not_serving_and_refuses_new_calls_with_unavailable()
+    {
+        await using var server = await PmemTestServer.StartAsync();
+        var health = new Health.HealthClient(server.TcpChannel);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest { Service = "readiness" })).Status);
+        await CreateAsync(server.Uds, "drain", 4096);
+
+        // What ApplicationStopping does first.
+        ((Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<PmemService.Server.Internal.RegionManager>(server.Services))).BeginShutdown();
+
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, (await health.CheckAsync(new HealthCheckRequest { Service = "readiness" })).Status);
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest { Service = "" })).Status);
+        var (_, status, _) = await AssertError(async () => await server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = "drain", Data = ByteString.CopyFrom(1) }),
+            StatusCode.Unavailable, "SHUTTING_DOWN");
+        Assert.NotNull(status.GetDetail<Google.Rpc.RetryInfo>());
+        await AssertError(async () => await server.Uds.MapRegionAsync(new MapRegionRequest { Name = "drain2", Size = 4096, CreateIfMissing = true }),
+            StatusCode.Unavailable, "SHUTTING_DOWN");
+    }
+
+    [Fact]
     public async Task A_second_service_on_the_same_pool_refuses_to_start()
     {
         await using var first = await PmemTestServer.StartAsync();

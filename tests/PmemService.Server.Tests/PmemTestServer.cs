@@ -75,6 +75,7 @@ public sealed class PmemTestServer : IAsyncDisposable
             ["PmemService:MaxMappedBytes"] = (2L << 30).ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Serilog:MinimumLevel:Default"] = "Warning",
             ["Serilog:MinimumLevel:Override:PmemService"] = "Information",
+            ["Serilog:MinimumLevel:Override:Serilog.AspNetCore"] = "Verbose",
         };
         configure?.Invoke(settings);
         var server = new PmemTestServer(root, settings["PmemService:PoolPath"]!, settings);
