@@ -195,7 +195,19 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
     {
         var stopping = _lifetime.ApplicationStopping;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
-        if (!await requestStream.MoveNext(cts.Token).ConfigureAwait(false) || requestStream.Current.PayloadCase != StreamWriteRegionRequest.PayloadOneofCase.Header)
+        bool hasFirst;
+        try
+        {
+            hasFirst = await requestStream.MoveNext(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException)
+        {
+            // Shutdown, cancellation or a deadline before the header arrived: nothing was written, and the
+            // client must see the same retryable status as a stream stopped later (not INTERNAL).
+            throw StreamError(e, stopping, context);
+        }
+
+        if (!hasFirst || requestStream.Current.PayloadCase != StreamWriteRegionRequest.PayloadOneofCase.Header)
         {
             throw new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.MissingStreamHeader,
                 "The first StreamWriteRegion message must carry the header.", "header");
