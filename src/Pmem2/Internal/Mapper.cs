@@ -253,6 +253,13 @@ internal static unsafe class Mapper
     /// durable whenever a write fault completes, so CPU flushes alone make data persistent); on EINVAL
     /// (kernel before 4.15 without MAP_SHARED_VALIDATE) or EOPNOTSUPP (not DAX) fall back to MAP_SHARED.
     /// Returns 0 or errno.
+    /// <para>
+    /// Unlike libpmem2, MAP_SYNC is first tried at an address the kernel chooses, and only then with
+    /// MAP_FIXED over the placeholder. A file system refuses MAP_SYNC from its -&gt;mmap hook, after the
+    /// kernel has already unmapped whatever MAP_FIXED covers, so a refused MAP_FIXED attempt leaves a hole
+    /// where the placeholder was (verified on Linux 6.18, ext4): another thread's mmap could land in it
+    /// and be clobbered by the MAP_SHARED retry, two live maps then sharing an address.
+    /// </para>
     /// </summary>
     private static int FileMap(void* reserv, nuint len, int proto, int flags, Pmem2Source src, long offset, out bool mapSync, out void* addr)
     {
@@ -266,17 +273,43 @@ internal static unsafe class Mapper
         var forced = src.Type == Pmem2SourceType.Anonymous ? null : GranularityPolicy.MapSyncOverride;
         if (forced is null)
         {
-            addr = Mmap(reserv, len, proto, flags | LibC.MAP_SHARED_VALIDATE | LibC.MAP_SYNC, src, offset);
-            if (addr != LibC.MAP_FAILED)
+            // The probe: same file, offset, length and flags, but no MAP_FIXED, so a refusal unmaps nothing.
+            var syncFlags = LibC.MAP_SHARED_VALIDATE | LibC.MAP_SYNC;
+            var probe = Mmap(null, len, proto, (flags & ~LibC.MAP_FIXED) | syncFlags, src, offset);
+            var trySync = true;
+            if (probe != LibC.MAP_FAILED)
             {
-                mapSync = true;
-                return 0;
+                _ = LibC.munmap(probe, len);
+            }
+            else
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno is LibC.EINVAL or LibC.EOPNOTSUPP)
+                {
+                    trySync = false;
+                }
+                else if (errno != LibC.ENOMEM)
+                {
+                    // ENOMEM: no room for a second copy of the range; let the fixed attempt decide.
+                    addr = LibC.MAP_FAILED;
+                    return errno;
+                }
             }
 
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno is not (LibC.EINVAL or LibC.EOPNOTSUPP))
+            if (trySync)
             {
-                return errno;
+                addr = Mmap(reserv, len, proto, flags | syncFlags, src, offset);
+                if (addr != LibC.MAP_FAILED)
+                {
+                    mapSync = true;
+                    return 0;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno is not (LibC.EINVAL or LibC.EOPNOTSUPP))
+                {
+                    return errno;
+                }
             }
         }
 
