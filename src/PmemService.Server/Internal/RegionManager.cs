@@ -124,24 +124,34 @@ internal sealed class RegionManager : IDisposable
         var required = GranularityConvert.ToPmem2(requiredGranularity, "required_granularity");
         ThrowIfShuttingDown();
 
+        var region = await LockLiveRegionAsync(name, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfShuttingDown();
+            return MapLocked(region, size, required, createIfMissing);
+        }
+        finally
+        {
+            region.Gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// The live registry entry for <paramref name="name"/>, with its gate held. An entry retired by a
+    /// concurrent delete while we waited on its gate is skipped and the name is looked up again.
+    /// </summary>
+    private async Task<Region> LockLiveRegionAsync(string name, CancellationToken cancellationToken)
+    {
         while (true)
         {
             var region = _regions.GetOrAdd(name, static (n, self) => new Region(n, self.PathFor(n)), this);
             await region.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
+            if (!region.Deleted)
             {
-                if (region.Deleted)
-                {
-                    continue; // a concurrent delete won; look the name up again
-                }
+                return region;
+            }
 
-                ThrowIfShuttingDown();
-                return MapLocked(region, size, required, createIfMissing);
-            }
-            finally
-            {
-                region.Gate.Release();
-            }
+            region.Gate.Release();
         }
     }
 
@@ -563,68 +573,58 @@ internal sealed class RegionManager : IDisposable
     {
         RegionName.Validate(name);
         ThrowIfShuttingDown();
-        while (true)
+        var region = await LockLiveRegionAsync(name, cancellationToken).ConfigureAwait(false);
+        try
         {
-            var region = _regions.GetOrAdd(name, static (n, self) => new Region(n, self.PathFor(n)), this);
-            await region.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
+            if (RegionFile(region) is null)
             {
-                if (region.Deleted)
-                {
-                    continue;
-                }
-
-                if (RegionFile(region) is null)
-                {
-                    lock (region)
-                    {
-                        if (region.Mapping is null)
-                        {
-                            // Stale from now on: a MapRegion waiting on this Gate must look the name up again.
-                            region.Deleted = true;
-                            _regions.TryRemove(new KeyValuePair<string, Region>(name, region));
-                        }
-                    }
-
-                    throw PmemServiceException.NotFound(name);
-                }
-
                 lock (region)
                 {
-                    if (region.References > 0 && !force)
+                    if (region.Mapping is null)
                     {
-                        throw new PmemServiceException(StatusCode.FailedPrecondition, PmemErrorReasons.RegionInUse,
-                            $"Region '{name}' is mapped ({region.References} references); unmap it first or delete with force.")
-                            .With("region", name).With("map_references", region.References);
+                        // Stale from now on: a MapRegion waiting on this Gate must look the name up again.
+                        region.Deleted = true;
+                        _regions.TryRemove(new KeyValuePair<string, Region>(name, region));
                     }
                 }
 
-                File.Delete(region.Path);
-                RegionMapping? toClose = null;
-                lock (region)
-                {
-                    region.Deleted = true;
-                    region.References = 0;
-                    if (region.Leases == 0)
-                    {
-                        toClose = region.Mapping;
-                        region.Mapping = null;
-                    }
-                }
-
-                _regions.TryRemove(new KeyValuePair<string, Region>(name, region));
-                if (toClose is not null)
-                {
-                    Close(region, toClose, persist: false);
-                }
-
-                PmemLog.RegionDeleted(_logger, name, force);
-                return;
+                throw PmemServiceException.NotFound(name);
             }
-            finally
+
+            lock (region)
             {
-                region.Gate.Release();
+                if (region.References > 0 && !force)
+                {
+                    throw new PmemServiceException(StatusCode.FailedPrecondition, PmemErrorReasons.RegionInUse,
+                        $"Region '{name}' is mapped ({region.References} references); unmap it first or delete with force.")
+                        .With("region", name).With("map_references", region.References);
+                }
             }
+
+            File.Delete(region.Path);
+            RegionMapping? toClose = null;
+            lock (region)
+            {
+                region.Deleted = true;
+                region.References = 0;
+                if (region.Leases == 0)
+                {
+                    toClose = region.Mapping;
+                    region.Mapping = null;
+                }
+            }
+
+            _regions.TryRemove(new KeyValuePair<string, Region>(name, region));
+            if (toClose is not null)
+            {
+                Close(region, toClose, persist: false);
+            }
+
+            PmemLog.RegionDeleted(_logger, name, force);
+        }
+        finally
+        {
+            region.Gate.Release();
         }
     }
 
