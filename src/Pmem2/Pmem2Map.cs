@@ -25,6 +25,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     private readonly Pmem2SourceType _sourceType;
     private readonly ulong _deviceNumber;
     private readonly MemFlusher _flusher;
+    private readonly MemFlusher _deferredFlusher;
     private readonly bool _readable;
     private readonly bool _writable;
     private int _disposed;
@@ -47,13 +48,26 @@ public sealed unsafe partial class Pmem2Map : IDisposable
         // The flush the copy engines use for their temporal stores (libpmem2's Info.flush): the CPU
         // routine on every granularity (BYTE copies ignore it, eADR needs no flush). Where CPU flushing
         // is unavailable, PAGE copies skip it, since the msync that follows them writes back the range.
-        delegate*<byte*, nuint, void> flush = &CpuFlush.FlushRange;
+        // The engines' flush is uncounted (Pmem2Diagnostics counts flush_fn calls, not the per-block
+        // flushes inside a copy).
+        delegate*<byte*, nuint, void> flush = &CpuFlush.FlushLines;
         if (_granularity == Pmem2Granularity.Page && CpuFlush.Instruction == Pmem2FlushInstruction.Msync)
         {
             flush = &CpuFlush.FlushNone;
         }
 
-        _flusher = new MemFlusher(flush, CpuFlush.FenceAfterNonTemporal);
+        // PAGE: the msync after the copy is what makes it durable, and the map layer does not fence
+        // before it (libpmem2's pmem2_memmove_nonpmem does not either), so that temporal copies need
+        // not wait for their CLWBs to complete. Temporal stores are coherent: the kernel's write-back
+        // (a read of the page cache, or its own cache flush on DAX) sees them whether or not our CLWBs
+        // have completed. Non-temporal stores may still sit in this core's write-combining buffers,
+        // which neither SYSCALL nor the kernel is guaranteed to drain, so at PAGE the copy routine
+        // fences right after them (FenceAfterNonTemporal), whatever the flush instruction.
+        // CACHE_LINE / BYTE keep libpmem2's rule: the final drain supplies that fence for CLWB/CLFLUSHOPT.
+        _flusher = new MemFlusher(flush, _granularity == Pmem2Granularity.Page || CpuFlush.FenceAfterNonTemporal);
+
+        // Deferred non-temporal copies fence once, in CompleteDeferred, on every granularity.
+        _deferredFlusher = new MemFlusher(flush, CpuFlush.FenceAfterNonTemporal);
     }
 
     /// <summary>pmem2_map_new: maps <paramref name="source"/> as described by <paramref name="config"/>.
