@@ -25,7 +25,6 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     private readonly Pmem2SourceType _sourceType;
     private readonly ulong _deviceNumber;
     private readonly MemFlusher _flusher;
-    private readonly MemFlusher _deferredFlusher;
     private readonly bool _readable;
     private readonly bool _writable;
     private int _disposed;
@@ -56,18 +55,7 @@ public sealed unsafe partial class Pmem2Map : IDisposable
             flush = &CpuFlush.FlushNone;
         }
 
-        // PAGE: the msync after the copy is what makes it durable, and the map layer does not fence
-        // before it (libpmem2's pmem2_memmove_nonpmem does not either), so that temporal copies need
-        // not wait for their CLWBs to complete. Temporal stores are coherent: the kernel's write-back
-        // (a read of the page cache, or its own cache flush on DAX) sees them whether or not our CLWBs
-        // have completed. Non-temporal stores may still sit in this core's write-combining buffers,
-        // which neither SYSCALL nor the kernel is guaranteed to drain, so at PAGE the copy routine
-        // fences right after them (FenceAfterNonTemporal), whatever the flush instruction.
-        // CACHE_LINE / BYTE keep libpmem2's rule: the final drain supplies that fence for CLWB/CLFLUSHOPT.
-        _flusher = new MemFlusher(flush, _granularity == Pmem2Granularity.Page || CpuFlush.FenceAfterNonTemporal);
-
-        // Deferred non-temporal copies fence once, in CompleteDeferred, on every granularity.
-        _deferredFlusher = new MemFlusher(flush, CpuFlush.FenceAfterNonTemporal);
+        _flusher = new MemFlusher(flush, CpuFlush.FenceAfterNonTemporal);
     }
 
     /// <summary>pmem2_map_new: maps <paramref name="source"/> as described by <paramref name="config"/>.

@@ -148,7 +148,7 @@ public sealed unsafe partial class Pmem2Map
     /// <summary>Non-temporal copy without drain and, on PAGE, without msync (see <see cref="CopyNonTemporalDeferred"/>).</summary>
     internal void CopyNonTemporalDeferredRaw(void* dst, void* src, nuint len) =>
         MemOps.MemmoveNodrain((byte*)dst, (byte*)src, len, Pmem2MemFlags.NonTemporal | Pmem2MemFlags.NoDrain,
-            eadr: _granularity == Pmem2Granularity.Byte, _deferredFlusher);
+            eadr: _granularity == Pmem2Granularity.Byte, _flusher);
 
     /// <summary>Completes deferred copies: sfence, plus msync of the page-aligned range on PAGE.</summary>
     internal void CompleteDeferredRaw(void* addr, nuint len)
@@ -199,9 +199,10 @@ public sealed unsafe partial class Pmem2Map
     {
         if ((flags & Pmem2MemFlags.NoFlush) == 0)
         {
-            // No fence here: the copy routine has already fenced after non-temporal stores (the PAGE
-            // flusher sets FenceAfterNonTemporal), and temporal stores need none before msync (see
-            // the Pmem2Map constructor).
+            // Non-temporal stores may still sit in this core's write-combining buffers, which neither
+            // the SYSCALL instruction nor the kernel's write-back (a DMA read of the page, or a CPU
+            // flush on DAX) is guaranteed to drain: fence before handing the range to msync.
+            CpuFlush.Fence();
             Persistence.PersistPages(dst, len);
         }
     }

@@ -235,6 +235,9 @@ internal static unsafe class CpuFlush
     /// <summary><see cref="Invoke(void*, byte*, size_t)"/> for callers without unsafe code.</summary>
     internal static void Invoke(nint routine, nint addr, size_t len) => Invoke((void*)routine, (byte*)addr, len);
 
+    /// <summary><see cref="FlushLines(byte*, size_t)"/> for callers without unsafe code.</summary>
+    internal static void FlushLines(nint addr, size_t len) => FlushLines((byte*)addr, len);
+
     /// <summary><see cref="MsyncFallback(byte*, size_t)"/> for callers without unsafe code.</summary>
     internal static void MsyncFallback(nint addr, size_t len) => MsyncFallback((byte*)addr, len);
 

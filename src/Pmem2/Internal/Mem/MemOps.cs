@@ -19,9 +19,8 @@ internal readonly unsafe struct MemFlusher
     /// (CLWB / CLFLUSHOPT / CLFLUSH loop, or msync where CPU flushing is unavailable).</summary>
     public readonly delegate*<byte*, nuint, void> FlushRange;
 
-    /// <summary>True when an sfence must follow the non-temporal stores inside the copy: the flush
-    /// kind needs it (CLFLUSH, msync fallback), or the map is PAGE (no fence before its msync);
-    /// false for CLWB / CLFLUSHOPT on CACHE_LINE, whose final drain supplies it.</summary>
+    /// <summary>True when the flush kind needs an sfence right after the non-temporal stores
+    /// (CLFLUSH, msync fallback); false for CLWB / CLFLUSHOPT, whose drain supplies it.</summary>
     public readonly bool FenceAfterNonTemporal;
 }
 
@@ -30,8 +29,7 @@ internal readonly unsafe struct MemFlusher
 /// Contract between the map layer and the copy engines:
 /// - CACHE_LINE map: MemmoveNodrain(flags, eadr: false) then sfence unless NODRAIN or NOFLUSH.
 /// - BYTE map: MemmoveNodrain(flags, eadr: true) then sfence unless NODRAIN or NOFLUSH.
-/// - PAGE map: MemmoveNodrain(flags &amp; ~NODRAIN, eadr: false) then msync unless NOFLUSH, no
-///   sfence in between (the PAGE flusher fences after non-temporal stores instead).
+/// - PAGE map: MemmoveNodrain(flags &amp; ~NODRAIN, eadr: false) then msync unless NOFLUSH.
 /// The map layer owns the final drain / msync; these routines never issue it.
 /// <para>
 /// Dispatch (x86_64/init.c): non-eADR — NOFLUSH: temporal, no flush; WC|NONTEMPORAL: NT + flush;

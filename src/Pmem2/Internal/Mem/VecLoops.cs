@@ -16,7 +16,10 @@ internal static unsafe class VecLoops
     public const int PerfBarrierSize = 12 * 64;
 
     /// <summary>Temporal bodies flush every this many bytes, right after storing them (4 lines: measured
-    /// on AMD EPYC, batching 16 lines per flush call was up to 1.5x slower at 64 KiB-16 MiB).</summary>
+    /// on AMD EPYC, batching 16 lines per flush call was up to 1.5x slower at 64 KiB-16 MiB through the
+    /// old counted flush; through the uncounted <c>CpuFlush.FlushLines</c>, 256 B, 512 B and 1 KiB are
+    /// equal within the paired benchmark's noise, and one flush of the whole range after the loop is
+    /// 1.26-1.37x slower than libpmem2 at 64 KiB-1 MiB, so lines are flushed while still hot).</summary>
     private const int FlushChunk = 256;
 
     // ----------------------------------------------------------------------------------------
