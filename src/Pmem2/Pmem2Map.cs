@@ -47,7 +47,9 @@ public sealed unsafe partial class Pmem2Map : IDisposable
         // The flush the copy engines use for their temporal stores (libpmem2's Info.flush): the CPU
         // routine on every granularity (BYTE copies ignore it, eADR needs no flush). Where CPU flushing
         // is unavailable, PAGE copies skip it, since the msync that follows them writes back the range.
-        delegate*<byte*, nuint, void> flush = &CpuFlush.FlushRange;
+        // The engines' flush is uncounted (Pmem2Diagnostics counts flush_fn calls, not the per-block
+        // flushes inside a copy).
+        delegate*<byte*, nuint, void> flush = &CpuFlush.FlushLines;
         if (_granularity == Pmem2Granularity.Page && CpuFlush.Instruction == Pmem2FlushInstruction.Msync)
         {
             flush = &CpuFlush.FlushNone;

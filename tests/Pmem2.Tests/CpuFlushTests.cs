@@ -124,6 +124,35 @@ public class CpuFlushTests
     }
 
     [Fact]
+    public void EngineFlushIsUncountedAndStaysInsideItsRange()
+    {
+        // 80 KiB (over the 64 KiB single-call limit) followed by a PROT_NONE guard page: a flush of a
+        // line past the range would fault there (a flush counts as a load).
+        const int page = 4096;
+        const int size = 80 * 1024;
+        var mem = LibC.mmap(0, size + page, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS, -1, 0);
+        Assert.NotEqual(-1, mem);
+        try
+        {
+            Assert.Equal(0, LibC.mprotect(mem + size, page, LibC.PROT_NONE));
+            Marshal.WriteByte(mem + size - 1, 9);
+            using var counts = Pmem2.Internal.Pmem2Diagnostics.BeginCounting();
+            CpuFlush.FlushLines(mem + 3, 250);               // one direct call, unaligned start
+            CpuFlush.FlushLines(mem + size - 256, 256);      // ends exactly at the guard page
+            CpuFlush.FlushLines(mem + 5, size - 5);          // chunked
+            CpuFlush.FlushLines(mem + size - 1, 1);
+            Assert.Equal(0, counts.Flush);
+            CpuFlush.FlushRange(mem, 64);                    // flush_fn's entry is counted
+            Assert.Equal(1, counts.Flush);
+            Assert.Equal(9, Marshal.ReadByte(mem + size - 1));
+        }
+        finally
+        {
+            _ = LibC.munmap(mem, size + page);
+        }
+    }
+
+    [Fact]
     public void FlushRangeSplitsLongRangesAndCoversThemAll()
     {
         // 1 MiB + an unaligned head and tail, through the chunked public entry point.

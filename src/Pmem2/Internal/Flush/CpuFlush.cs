@@ -91,6 +91,26 @@ internal static unsafe class CpuFlush
         routine(p, (nuint)(end - p));
     }
 
+    /// <summary>
+    /// The flush the copy engines call for the lines they have just stored with temporal stores
+    /// (libpmem2's inlined flush64b loop): not counted (the diagnostics count pmem2 flush_fn calls,
+    /// not the engines' internal flushes) and, for up to 64 KiB, one direct call of the emitted loop
+    /// (which aligns the start itself). Longer ranges and the msync fallback take
+    /// <see cref="FlushRangeUncounted(byte*, size_t)"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void FlushLines(byte* addr, size_t len)
+    {
+        var routine = s_routine;
+        if (routine != null && len <= ChunkBytes)
+        {
+            routine(addr, len);
+            return;
+        }
+
+        FlushRangeUncounted(addr, len);
+    }
+
     /// <summary>sfence (libpmem2's memory_barrier / drain_fn). Counted as one fence.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Fence()
@@ -214,6 +234,9 @@ internal static unsafe class CpuFlush
 
     /// <summary><see cref="Invoke(void*, byte*, size_t)"/> for callers without unsafe code.</summary>
     internal static void Invoke(nint routine, nint addr, size_t len) => Invoke((void*)routine, (byte*)addr, len);
+
+    /// <summary><see cref="FlushLines(byte*, size_t)"/> for callers without unsafe code.</summary>
+    internal static void FlushLines(nint addr, size_t len) => FlushLines((byte*)addr, len);
 
     /// <summary><see cref="MsyncFallback(byte*, size_t)"/> for callers without unsafe code.</summary>
     internal static void MsyncFallback(nint addr, size_t len) => MsyncFallback((byte*)addr, len);
