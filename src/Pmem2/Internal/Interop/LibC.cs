@@ -43,6 +43,7 @@ internal static unsafe partial class LibC
     public const int O_WRONLY = 0x1;
     public const int O_RDWR = 0x2;
     public const int O_CLOEXEC = 0x80000;
+    public const int O_DIRECTORY = 0x10000;
 
     // <sys/stat.h>
     public const uint S_IFMT = 0xF000;
@@ -58,6 +59,8 @@ internal static unsafe partial class LibC
     public const int EACCES = 13;
     public const int EEXIST = 17;
     public const int EINVAL = 22;
+    public const int EFBIG = 27;
+    public const int ENOSPC = 28;
     public const int EOPNOTSUPP = 95; // == ENOTSUP on Linux
 
     public static readonly void* MAP_FAILED = (void*)-1;
@@ -103,6 +106,13 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial SafeFileHandle open(string path, int flags, int mode);
+
+    /// <summary>fallocate(2); mode 0 allocates the blocks of [offset, offset+len) and extends the size.</summary>
+    [LibraryImport(Lib, EntryPoint = "fallocate", SetLastError = true)]
+    public static partial int fallocate(SafeFileHandle fd, int mode, off_t offset, off_t len);
+
+    [LibraryImport(Lib, EntryPoint = "fsync", SetLastError = true)]
+    public static partial int fsync(SafeFileHandle fd);
 
     /// <summary>realpath(3) into a caller buffer of at least PATH_MAX (4096) bytes.</summary>
     [LibraryImport(Lib, EntryPoint = "realpath", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

@@ -1,0 +1,58 @@
+using Microsoft.Win32.SafeHandles;
+using Pmem2.Internal;
+
+namespace Pmem2;
+
+/// <summary>
+/// File-level durability helpers for code that creates files it will map with <see cref="Pmem2Map"/>:
+/// full block allocation without a sparse fallback, and directory fsync after a rename.
+/// Both throw <see cref="Pmem2Exception"/> with the negated errno (<see cref="Pmem2Exception.Errno"/>),
+/// as libpmem2 reports system-call failures.
+/// </summary>
+public static class Pmem2Files
+{
+    /// <summary>
+    /// Allocates every block of <c>[0, length)</c> of the file and extends its size to at least
+    /// <paramref name="length"/>: <c>fallocate(fd, 0, 0, length)</c>, retried on EINTR.
+    /// </summary>
+    /// <remarks>
+    /// A store through a mapping into a hole of a sparse file must allocate a block at page-fault
+    /// time; when the filesystem is full that fault cannot be served and the process gets SIGBUS
+    /// (on a DAX filesystem there is no page cache to absorb it either). Allocating up front turns
+    /// that crash into an error at creation time. Unlike <c>posix_fallocate(3)</c> and .NET's
+    /// <c>preallocationSize</c>, a filesystem without fallocate support is not silently accepted
+    /// (no write-zeroes emulation, no sparse file): it fails with EOPNOTSUPP (-95).
+    /// A <paramref name="length"/> of 0 allocates nothing and succeeds.
+    /// </remarks>
+    /// <param name="handle">A descriptor open for writing on a regular file.</param>
+    /// <param name="length">Bytes to allocate from offset 0; at most <see cref="long.MaxValue"/>.</param>
+    /// <exception cref="Pmem2Exception">"fallocate: strerror" with the negated errno, e.g.
+    /// ENOSPC (-28), EFBIG (-27), EOPNOTSUPP (-95), EBADF (-9).</exception>
+    public static void Allocate(SafeFileHandle handle, ulong length)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, (ulong)long.MaxValue);
+        PlatformGuard.EnsureSupported();
+        FileDurability.Allocate(handle, (long)length);
+    }
+
+    /// <summary>
+    /// Makes the entries of a directory durable: opens it with <c>O_RDONLY|O_DIRECTORY|O_CLOEXEC</c>
+    /// and fsyncs it.
+    /// </summary>
+    /// <remarks>
+    /// fsync of a file makes its data and inode durable, not the directory entry that names it.
+    /// After creating or renaming a file into place, a power loss before the directory's own
+    /// metadata reaches the media can make the new name vanish (or the old one reappear), so a
+    /// creation acknowledged to a client must be followed by an fsync of the containing directory.
+    /// </remarks>
+    /// <param name="directoryPath">The directory to sync.</param>
+    /// <exception cref="Pmem2Exception">"open \"path\": strerror" when the directory cannot be
+    /// opened (ENOENT -2, ENOTDIR -20, EACCES -13), "fsync: strerror" when the sync fails (EIO -5).</exception>
+    public static void SyncDirectory(string directoryPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directoryPath);
+        PlatformGuard.EnsureSupported();
+        FileDurability.SyncDirectory(directoryPath);
+    }
+}
