@@ -66,6 +66,8 @@ public static class PmemErrorReasons
     public const string GranularityNotSupported = "GRANULARITY_NOT_SUPPORTED";
     /// <summary>The region file is empty or not a regular file pmem2 can map.</summary>
     public const string RegionNotMappable = "REGION_NOT_MAPPABLE";
+    /// <summary>The pool's filesystem does not support fallocate, so region files would be sparse.</summary>
+    public const string PoolNotPreallocatable = "POOL_NOT_PREALLOCATABLE";
 
     // RESOURCE_EXHAUSTED
     /// <summary>Region size above PmemService:MaxRegionSize.</summary>

@@ -17,6 +17,10 @@ namespace PmemService.Server.Internal;
 internal sealed class RegionManager : IDisposable
 {
     internal const string CreatingPrefix = ".creating-";
+
+    private const int EFBIG = 27;
+    private const int ENOSPC = 28;
+    private const int EOPNOTSUPP = 95;
     internal const string ProbePrefix = ".probe-";
     internal const string LockFileName = ".pmem-service.lock";
 
@@ -285,10 +289,11 @@ internal sealed class RegionManager : IDisposable
     }
 
     /// <summary>
-    /// Creates a fully allocated region file: fallocate (File.OpenHandle's preallocationSize calls
-    /// fallocate on Linux and throws IOException on ENOSPC/EFBIG) into a temporary name, extend to
-    /// the size over the allocated blocks, fsync, then rename, so a crash never leaves a
-    /// half-created region and a store never hits an unallocated block (SIGBUS on a full DAX fs).
+    /// Creates a fully allocated region file durably: <see cref="Pmem2Files.Allocate"/> (fallocate
+    /// mode 0, no silent sparse fallback when the filesystem lacks fallocate, unlike .NET's
+    /// preallocationSize) into a temporary name, fsync, rename, then fsync the pool directory so an
+    /// acknowledged region survives a power loss. A crash never leaves a half-created region under
+    /// the region's name, and a store never hits an unallocated block (SIGBUS on a full filesystem).
     /// </summary>
     private void CreateFile(Region region, ulong size)
     {
@@ -297,14 +302,23 @@ internal sealed class RegionManager : IDisposable
         {
             try
             {
-                using var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.None, preallocationSize: (long)size);
-                RandomAccess.SetLength(handle, (long)size);
+                using var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+                Pmem2Files.Allocate(handle, size);
                 RandomAccess.FlushToDisk(handle);
             }
-            catch (IOException e)
+            catch (Pmem2Exception e) when (e.Errno is ENOSPC or EFBIG)
             {
-                throw new PmemServiceException(StatusCode.ResourceExhausted, PmemErrorReasons.PoolSpaceExhausted,
-                    $"The pool has no room for {size} bytes: {e.Message}", "size", e).With("region", region.Name).With("size", size);
+                throw PoolSpaceExhausted(region, size, e);
+            }
+            catch (Pmem2Exception e) when (e.Errno == EOPNOTSUPP)
+            {
+                throw new PmemServiceException(StatusCode.FailedPrecondition, PmemErrorReasons.PoolNotPreallocatable,
+                    $"The pool's filesystem cannot preallocate region files (fallocate: {e.Message}); a sparse region could crash the service with SIGBUS when the filesystem fills up.", inner: e)
+                    .With("region", region.Name).With("pool", PoolPath);
+            }
+            catch (IOException e) when (e is not Pmem2Exception)
+            {
+                throw PoolSpaceExhausted(region, size, e);
             }
 
             try
@@ -323,8 +337,23 @@ internal sealed class RegionManager : IDisposable
             throw;
         }
 
+        try
+        {
+            Pmem2Files.SyncDirectory(PoolPath);
+        }
+        catch (Pmem2Exception)
+        {
+            // The name may not be durable: fail the call and leave no region the caller does not know about.
+            TryDelete(region.Path);
+            throw;
+        }
+
         PmemLog.RegionCreated(_logger, region.Name, size);
     }
+
+    private static PmemServiceException PoolSpaceExhausted(Region region, ulong size, Exception e) =>
+        new PmemServiceException(StatusCode.ResourceExhausted, PmemErrorReasons.PoolSpaceExhausted,
+            $"The pool has no room for {size} bytes: {e.Message}", "size", e).With("region", region.Name).With("size", size);
 
     private static void TryDelete(string path)
     {
