@@ -74,7 +74,7 @@ public static class PmemErrorReasons
     public const string RegionSizeLimit = "REGION_SIZE_LIMIT";
     /// <summary>Mapping would exceed PmemService:MaxMappedBytes.</summary>
     public const string MappedBytesLimit = "MAPPED_BYTES_LIMIT";
-    /// <summary>The pool filesystem has no room for the region (posix_fallocate failed).</summary>
+    /// <summary>The pool filesystem has no room for the region (fallocate failed with ENOSPC/EFBIG).</summary>
     public const string PoolSpaceExhausted = "POOL_SPACE_EXHAUSTED";
     /// <summary>The kernel refused memory or descriptors (ENOMEM, EMFILE).</summary>
     public const string SystemResourcesExhausted = "SYSTEM_RESOURCES_EXHAUSTED";
