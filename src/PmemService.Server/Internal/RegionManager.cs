@@ -631,6 +631,9 @@ internal sealed class RegionManager : IDisposable
             }
 
             File.Delete(region.Path);
+            // Make the removal of the directory entry durable before acknowledging the delete, so a
+            // power loss cannot bring back a region the client was told is gone.
+            Pmem2Files.SyncDirectory(PoolPath);
             RegionMapping? toClose = null;
             lock (region)
             {
