@@ -184,15 +184,9 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     {
         CheckRange(offset, (ulong)destination.Length);
         RequireAccess(write: false);
-        var added = false;
-        try
+        using (AcquireHandle())
         {
-            AddRef(ref added);
             new ReadOnlySpan<byte>(_address + offset, destination.Length).CopyTo(destination);
-        }
-        finally
-        {
-            Release(added);
         }
     }
 
@@ -201,18 +195,12 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     {
         CheckRange(offset, (ulong)source.Length);
         RequireAccess(write: true);
-        var added = false;
-        try
+        using (AcquireHandle())
         {
-            AddRef(ref added);
             fixed (byte* src = source)
             {
                 MemmoveRaw(_address + offset, src, (nuint)source.Length, flags);
             }
-        }
-        finally
-        {
-            Release(added);
         }
     }
 
@@ -222,15 +210,9 @@ public sealed unsafe partial class Pmem2Map : IDisposable
         CheckRange(destinationOffset, length);
         CheckRange(sourceOffset, length);
         RequireAccess(write: true);
-        var added = false;
-        try
+        using (AcquireHandle())
         {
-            AddRef(ref added);
             MemmoveRaw(_address + destinationOffset, _address + sourceOffset, (nuint)length, flags);
-        }
-        finally
-        {
-            Release(added);
         }
     }
 
@@ -239,15 +221,9 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     {
         CheckRange(offset, length);
         RequireAccess(write: true);
-        var added = false;
-        try
+        using (AcquireHandle())
         {
-            AddRef(ref added);
             MemsetRaw(_address + offset, value, (nuint)length, flags);
-        }
-        finally
-        {
-            Release(added);
         }
     }
 
@@ -256,15 +232,9 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     {
         CheckRange(offset, length);
         RequireFlushable();
-        var added = false;
-        try
+        using (AcquireHandle())
         {
-            AddRef(ref added);
             PersistRaw(_address + offset, (nuint)length);
-        }
-        finally
-        {
-            Release(added);
         }
     }
 
@@ -273,15 +243,9 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     {
         CheckRange(offset, length);
         RequireFlushable();
-        var added = false;
-        try
+        using (AcquireHandle())
         {
-            AddRef(ref added);
             FlushRaw(_address + offset, (nuint)length);
-        }
-        finally
-        {
-            Release(added);
         }
     }
 
@@ -297,15 +261,9 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     public void DeepFlush(ulong offset, ulong length)
     {
         RequireFlushable();
-        var added = false;
-        try
+        using (AcquireHandle())
         {
-            AddRef(ref added);
             DeepFlushRaw(unchecked(_address + offset), (nuint)length);
-        }
-        finally
-        {
-            Release(added);
         }
     }
 
@@ -318,18 +276,12 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     {
         CheckRange(offset, (ulong)source.Length);
         RequireAccess(write: true);
-        var added = false;
-        try
+        using (AcquireHandle())
         {
-            AddRef(ref added);
             fixed (byte* src = source)
             {
                 CopyNonTemporalDeferredRaw(_address + offset, src, (nuint)source.Length);
             }
-        }
-        finally
-        {
-            Release(added);
         }
     }
 
@@ -339,15 +291,9 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     {
         CheckRange(offset, length);
         RequireFlushable();
-        var added = false;
-        try
+        using (AcquireHandle())
         {
-            AddRef(ref added);
             CompleteDeferredRaw(_address + offset, (nuint)length);
-        }
-        finally
-        {
-            Release(added);
         }
     }
 
@@ -398,20 +344,24 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     private static void ThrowNoAccess(string what) =>
         throw new UnauthorizedAccessException($"The mapping's protection does not allow it to be {what}.");
 
+    /// <summary>
+    /// Takes one reference on the mapping handle for the duration of a call (SafeBuffer's
+    /// DangerousAddRef / DangerousRelease), so a concurrent Dispose unmaps only after the call ends.
+    /// Throws ObjectDisposedException when the map is already disposed.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void AddRef(ref bool added)
+    private HandleReference AcquireHandle()
     {
         ThrowIfDisposed();
+        var added = false;
         _handle.DangerousAddRef(ref added);
+        return new HandleReference(_handle);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Release(bool added)
+    /// <summary>Releases the reference taken by <see cref="AcquireHandle"/>.</summary>
+    private readonly ref struct HandleReference(Pmem2MappingHandle handle)
     {
-        if (added)
-        {
-            _handle.DangerousRelease();
-        }
+        public void Dispose() => handle.DangerousRelease();
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
