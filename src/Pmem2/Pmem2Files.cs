@@ -55,4 +55,37 @@ public static class Pmem2Files
         PlatformGuard.EnsureSupported();
         FileDurability.SyncDirectory(directoryPath);
     }
+
+    /// <summary>fstat of an open descriptor: identity (st_dev, st_ino), size, mode, link count.</summary>
+    /// <exception cref="Pmem2Exception">"fstat: strerror" with the negated errno.</exception>
+    public static Pmem2FileStatus GetStatus(SafeFileHandle handle)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        PlatformGuard.EnsureSupported();
+        return DirectoryCalls.FStat(handle);
+    }
+
+    /// <summary>lstat of a path (a final symlink is described, not followed); null when it does not exist.</summary>
+    /// <exception cref="Pmem2Exception">"lstat \"path\": strerror" for errors other than ENOENT.</exception>
+    public static Pmem2FileStatus? TryGetStatus(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        PlatformGuard.EnsureSupported();
+        return DirectoryCalls.LStat(path);
+    }
+
+    /// <summary>
+    /// Whether the kernel really maps the file with <c>MAP_SHARED_VALIDATE|MAP_SYNC</c> (a DAX filesystem):
+    /// one mmap of <paramref name="length"/> bytes at a kernel-chosen address, unmapped at once. Unlike
+    /// <see cref="Pmem2Map.IsMapSync"/>, <c>PMEM2_FORCE_GRANULARITY</c> cannot make this true, so it is
+    /// the check to use when a deployment <i>requires</i> DAX.
+    /// </summary>
+    /// <exception cref="Pmem2Exception">"mmap MAP_SYNC: strerror" for failures other than EINVAL/EOPNOTSUPP.</exception>
+    public static bool HasMapSync(SafeFileHandle handle, ulong length)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        ArgumentOutOfRangeException.ThrowIfZero(length);
+        PlatformGuard.EnsureSupported();
+        return DirectoryCalls.ProbeMapSync(handle, (nuint)length);
+    }
 }

@@ -104,4 +104,13 @@ public static class PmemErrorReasons
     public const string Pmem2Error = "PMEM2_ERROR";
     /// <summary>Anything else; details are logged, not returned.</summary>
     public const string Internal = "INTERNAL";
+
+    // Region lifecycle under faults (issue 9).
+    /// <summary>DATA_LOSS: the region file was truncated, replaced or removed outside the service while mapped;
+    /// the mapping was retired (never reused) and bytes acknowledged in it may be gone. Unmap, then map again.</summary>
+    public const string RegionFileChanged = "REGION_FILE_CHANGED";
+    /// <summary>FAILED_PRECONDITION: the pool's filesystem is read-only (EROFS), e.g. remounted read-only after an error.</summary>
+    public const string PoolReadOnly = "POOL_READ_ONLY";
+    /// <summary>RESOURCE_EXHAUSTED: a request message was larger than the server's receive limit.</summary>
+    public const string MessageTooLarge = "MESSAGE_TOO_LARGE";
 }

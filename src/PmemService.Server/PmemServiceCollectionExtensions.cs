@@ -47,6 +47,7 @@ public static class PmemServiceCollectionExtensions
         services.AddMetrics();
         services.TryAddSingleton<PmemMetrics>();
         services.TryAddSingleton<RegionManager>();
+        services.TryAddSingleton<UnixSocketWatch>();
         services.AddHostedService<PmemHostedService>();
 
         services.AddGrpc();

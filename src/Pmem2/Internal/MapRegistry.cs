@@ -92,27 +92,79 @@ internal static class MapRegistry
         }
     }
 
+    /// <summary>Writers waiting for the lock (tests: proves a walk does not hold the lock across its actions).</summary>
+    internal static int WaitingWriters => s_lock.WaitingWriteCount;
+
     /// <summary>
     /// Calls <paramref name="action"/> for the piece of every registered map that overlaps
-    /// [start, end), in address order, under the read lock (so no map in the walk can be unregistered,
-    /// and therefore unmapped, while its piece is being processed).
+    /// [start, end), in address order. The pieces are collected under the read lock, each owner that
+    /// is a <see cref="System.Runtime.InteropServices.SafeHandle"/> (a <see cref="Pmem2MappingHandle"/>)
+    /// gets a reference (so it cannot be unmapped until the action is done; a handle already closed is
+    /// skipped, it is being unmapped), and the actions run <b>after the lock is released</b>: an msync
+    /// of unbounded length must never hold a lock that every other map's register, unregister and
+    /// persist needs (a waiting writer would block all readers behind it).
     /// </summary>
     public static void ForEachCovered<TState>(nuint start, nuint end, TState state, Action<nuint, nuint, TState> action)
     {
+        var pieces = new List<(nuint From, nuint Length, System.Runtime.InteropServices.SafeHandle? Owner)>(1);
         s_lock.EnterReadLock();
         try
         {
             for (var i = FirstEndingAfter(start); i < s_entries.Count && s_entries[i].Start < end; i++)
             {
                 var e = s_entries[i];
+                var owner = e.Owner as System.Runtime.InteropServices.SafeHandle;
+                if (owner is not null)
+                {
+                    var added = false;
+                    try
+                    {
+                        owner.DangerousAddRef(ref added);
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        continue;
+                    }
+
+                    if (!added)
+                    {
+                        continue;
+                    }
+                }
+
                 var from = Math.Max(start, e.Start);
                 var to = Math.Min(end, e.End);
-                action(from, to - from, state);
+                pieces.Add((from, to - from, owner));
             }
         }
         finally
         {
             s_lock.ExitReadLock();
+        }
+
+        var next = 0;
+        try
+        {
+            for (; next < pieces.Count; next++)
+            {
+                var piece = pieces[next];
+                try
+                {
+                    action(piece.From, piece.Length, state);
+                }
+                finally
+                {
+                    piece.Owner?.DangerousRelease();
+                }
+            }
+        }
+        finally
+        {
+            // An action threw: release the references of the pieces it did not reach.
+            for (next++; next < pieces.Count; next++)
+            {
+                pieces[next].Owner?.DangerousRelease();
+            }
         }
     }
 

@@ -284,16 +284,15 @@ internal static unsafe class Mapper
             else
             {
                 var errno = Marshal.GetLastPInvokeError();
-                if (errno is LibC.EINVAL or LibC.EOPNOTSUPP)
+                if (!ProbeRefusalMeansNoMapSync(errno))
                 {
-                    trySync = false;
-                }
-                else if (errno != LibC.ENOMEM)
-                {
-                    // ENOMEM: no room for a second copy of the range; let the fixed attempt decide.
+                    // Any other failure, ENOMEM included, fails the map: trying MAP_FIXED|MAP_SYNC blind
+                    // would unmap the placeholder first, and a refusal would then leave a hole.
                     addr = LibC.MAP_FAILED;
                     return errno;
                 }
+
+                trySync = false;
             }
 
             if (trySync)
@@ -322,6 +321,14 @@ internal static unsafe class Mapper
         mapSync = forced ?? false;
         return 0;
     }
+
+    /// <summary>
+    /// Whether a failed MAP_SYNC probe (no MAP_FIXED) means "this file cannot be mapped with MAP_SYNC"
+    /// (EINVAL: no MAP_SHARED_VALIDATE; EOPNOTSUPP: not DAX), so the map falls back to MAP_SHARED. Every
+    /// other errno, ENOMEM included, is the map's failure: the MAP_FIXED|MAP_SYNC attempt over the
+    /// placeholder is made only after a probe succeeded, because a refused MAP_FIXED leaves a hole.
+    /// </summary>
+    internal static bool ProbeRefusalMeansNoMapSync(int errno) => errno is LibC.EINVAL or LibC.EOPNOTSUPP;
 
     private static void* Mmap(void* addr, nuint len, int proto, int flags, Pmem2Source src, long offset)
     {

@@ -11,6 +11,10 @@ internal static unsafe class Persistence
 {
     private static readonly nuint s_pageMask = (nuint)Environment.SystemPageSize - 1;
 
+    /// <summary>Test seam: called with each [address, length) piece right before its PAGE msync (which
+    /// runs outside the map registry's lock). Null outside tests.</summary>
+    internal static Action<nuint, nuint>? BeforePageMsync { get; set; }
+
     /// <summary>
     /// PAGE granularity persist_fn / flush_fn (persist.c L188-283): round the start down to a page,
     /// then msync(MS_SYNC) the piece of every registered map that covers the range. Ranges no map
@@ -25,7 +29,11 @@ internal static unsafe class Persistence
             return;
         }
 
-        MapRegistry.ForEachCovered(start, end, 0, static (from, length, _) => MsyncRetry((void*)from, length));
+        MapRegistry.ForEachCovered(start, end, 0, static (from, length, _) =>
+        {
+            BeforePageMsync?.Invoke(from, length);
+            MsyncRetry((void*)from, length);
+        });
     }
 
     /// <summary><see cref="PersistPages(void*, nuint)"/> for callers without unsafe code.</summary>

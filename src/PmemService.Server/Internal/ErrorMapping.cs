@@ -22,6 +22,9 @@ internal static class ErrorMapping
         Pmem2Exception pmem2 => MapPmem2(pmem2),
         FileNotFoundException or DirectoryNotFoundException =>
             new PmemServiceException(StatusCode.NotFound, PmemErrorReasons.RegionNotFound, "The region file does not exist.", inner: e),
+        RpcException { StatusCode: StatusCode.ResourceExhausted } rpc =>
+            new PmemServiceException(StatusCode.ResourceExhausted, PmemErrorReasons.MessageTooLarge,
+                $"A request message exceeds the server's receive limit (PmemService:MaxReceiveMessageSize): {rpc.Status.Detail}", inner: e),
         UnauthorizedAccessException =>
             new PmemServiceException(StatusCode.PermissionDenied, PmemErrorReasons.AccessDenied, $"Access to the pool was denied: {e.Message}", inner: e),
         _ => null,

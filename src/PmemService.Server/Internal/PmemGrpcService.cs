@@ -17,6 +17,9 @@ namespace PmemService.Server.Internal;
 /// </summary>
 internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
 {
+    /// <summary>Bytes a StreamReadRegionResponse adds to its data: tags, the offset varint, the length varint.</summary>
+    internal const int StreamReadMessageOverhead = 32;
+
     private readonly RegionManager _regions;
     private readonly PmemMetrics _metrics;
     private readonly PmemServiceOptions _options;
@@ -108,19 +111,22 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         // Unary reads copy the mapping once into a fresh array that the ByteString then owns
         // (UnsafeWrap over an array nobody else references): never a view of the mapping itself.
         var buffer = GC.AllocateUninitializedArray<byte>((int)request.Length);
-        lease.Map.Read(request.Offset, buffer);
+        lease.Read(request.Offset, buffer); // pread: a truncated file is REGION_FILE_CHANGED, not SIGBUS
         _metrics.Read(buffer.Length, "ReadRegion");
         return Task.FromResult(new ReadRegionResponse { Data = UnsafeByteOperations.UnsafeWrap(buffer) });
     }
 
     public override async Task StreamReadRegion(StreamReadRegionRequest request, IServerStreamWriter<StreamReadRegionResponse> responseStream, ServerCallContext context)
     {
-        var chunkSize = request.ChunkSize == 0 ? (uint)_options.DefaultReadChunkSize : request.ChunkSize;
-        if (chunkSize > (uint)_options.MaxReadChunkSize)
+        // Every chunk is exactly chunk_size bytes (the last one may be shorter), and a chunk plus its
+        // message framing never exceeds the send limit.
+        var maxChunk = (uint)Math.Min(_options.MaxReadChunkSize, Math.Max(1, _options.MaxSendMessageSize - StreamReadMessageOverhead));
+        var chunkSize = request.ChunkSize == 0 ? Math.Min((uint)_options.DefaultReadChunkSize, maxChunk) : request.ChunkSize;
+        if (chunkSize > maxChunk)
         {
             throw new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.ChunkSizeTooLarge,
-                $"chunk_size {chunkSize} exceeds {_options.MaxReadChunkSize} (PmemService:MaxReadChunkSize).", "chunk_size")
-                .With("limit", _options.MaxReadChunkSize);
+                $"chunk_size {chunkSize} exceeds {maxChunk} (PmemService:MaxReadChunkSize, and the send limit PmemService:MaxSendMessageSize minus {StreamReadMessageOverhead} bytes of framing).", "chunk_size")
+                .With("limit", maxChunk);
         }
 
         using var lease = _regions.Acquire(request.Name);
@@ -135,7 +141,8 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _lifetime.ApplicationStopping);
         // One pooled buffer, reused for every chunk: WriteAsync serializes the message before it
         // completes, so the buffer may be refilled only after the await.
-        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(chunkSize, length == 0 ? 1 : length));
+        var chunk = (int)Math.Min(chunkSize, length == 0 ? 1 : length);
+        var buffer = ArrayPool<byte>.Shared.Rent(chunk);
         try
         {
             var offset = request.Offset;
@@ -149,8 +156,8 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
 
                 context.CancellationToken.ThrowIfCancellationRequested();
                 lease.ThrowIfDeleted();
-                var n = (int)Math.Min((ulong)buffer.Length, end - offset);
-                lease.Map.Read(offset, buffer.AsSpan(0, n));
+                var n = (int)Math.Min((ulong)chunk, end - offset);
+                lease.Read(offset, buffer.AsSpan(0, n));
                 await responseStream.WriteAsync(new StreamReadRegionResponse
                 {
                     Offset = offset,

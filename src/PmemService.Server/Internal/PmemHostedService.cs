@@ -17,11 +17,14 @@ internal sealed class PmemHostedService : IHostedLifecycleService
     private readonly PmemServiceOptions _options;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<PmemHostedService> _logger;
+    private readonly UnixSocketWatch _socketWatch;
     private CancellationTokenRegistration _stoppingRegistration;
 
-    public PmemHostedService(RegionManager regions, IOptions<PmemServiceOptions> options, IHostApplicationLifetime lifetime, ILogger<PmemHostedService> logger)
+    public PmemHostedService(RegionManager regions, IOptions<PmemServiceOptions> options, IHostApplicationLifetime lifetime, ILogger<PmemHostedService> logger,
+        UnixSocketWatch socketWatch)
     {
         _regions = regions;
+        _socketWatch = socketWatch;
         _options = options.Value;
         _lifetime = lifetime;
         _logger = logger;
@@ -39,15 +42,16 @@ internal sealed class PmemHostedService : IHostedLifecycleService
         PmemLog.Pmem2Engine(_logger, Pmem2Platform.FlushInstruction.ToString().ToUpperInvariant(), Pmem2Platform.CopyEngine);
         var probe = _regions.Initialize();
         PmemLog.PoolProbed(_logger, GranularityConvert.Name(probe.Granularity), probe.MapSync);
-        if (probe.Reason is not null)
+        if (_options.RequireDax && !probe.MapSync)
         {
-            if (_options.RequireDax)
-            {
-                throw new InvalidOperationException(
-                    $"PmemService:RequireDax is true but the pool '{_regions.PoolPath}' is not on a DAX filesystem: mapping a probe file at CACHE_LINE granularity failed ({probe.Reason}). "
-                    + "Mount the pool with -o dax (ext4 or xfs on a pmem namespace in fsdax mode) or set PmemService:RequireDax=false to run at PAGE granularity.");
-            }
+            // The real MAP_SYNC probe decides: PMEM2_FORCE_GRANULARITY cannot satisfy RequireDax.
+            throw new InvalidOperationException(
+                $"PmemService:RequireDax is true but the pool '{_regions.PoolPath}' is not on a DAX filesystem: a MAP_SYNC mapping of a probe file, which CACHE_LINE granularity needs, was refused ({probe.Error ?? probe.Reason}). "
+                + "Mount the pool with -o dax (ext4 or xfs on a pmem namespace in fsdax mode) or set PmemService:RequireDax=false to run at PAGE granularity.");
+        }
 
+        if (probe.Error is null && probe.Reason is not null)
+        {
             PmemLog.NoDax(_logger, _regions.PoolPath, probe.Reason);
         }
 
@@ -66,6 +70,8 @@ internal sealed class PmemHostedService : IHostedLifecycleService
             File.SetUnixFileMode(socket, mode);
             PmemLog.SocketModeSet(_logger, socket, _options.UnixSocketMode);
         }
+
+        _socketWatch.Record();
 
         return Task.CompletedTask;
     }

@@ -64,4 +64,26 @@ internal static partial class PmemLog
 
     [LoggerMessage(20, LogLevel.Warning, "Shutdown: {Count} calls still hold regions after the wait; their mappings are closed when they end", EventName = "ShutdownLeasesOutstanding")]
     public static partial void ShutdownLeasesOutstanding(ILogger logger, int count);
+
+    // 30-49: region lifecycle (issue 9).
+    [LoggerMessage(30, LogLevel.Warning, "Region {Region}: the mapping was retired because the region file changed outside the service ({Why})", EventName = "RegionFileChanged")]
+    public static partial void RegionFileChanged(ILogger logger, string region, string why);
+
+    [LoggerMessage(31, LogLevel.Error, "Region {Region}: persisting before the last unmap failed; the unmap is reported as failed", EventName = "UnmapPersistFailed")]
+    public static partial void UnmapPersistFailed(ILogger logger, string region, Exception exception);
+
+    [LoggerMessage(32, LogLevel.Error, "Shutdown: persisting region {Region} failed", EventName = "ShutdownPersistFailed")]
+    public static partial void ShutdownPersistFailed(ILogger logger, string region, Exception exception);
+
+    [LoggerMessage(33, LogLevel.Warning, "Pool probe failed ({Reason}); the service runs but readiness is NOT_SERVING until the probe succeeds", EventName = "PoolProbeFailed")]
+    public static partial void PoolProbeFailed(ILogger logger, string reason);
+
+    [LoggerMessage(34, LogLevel.Warning, "Could not remove {Path}, left behind by an interrupted creation: {Reason}", EventName = "StaleTempFileKept")]
+    public static partial void StaleTempFileKept(ILogger logger, string path, string reason);
+
+    [LoggerMessage(35, LogLevel.Information, "Region {Region}: waiting for {Leases} running calls before the last unmap persists", EventName = "UnmapWaitingForCalls")]
+    public static partial void UnmapWaitingForCalls(ILogger logger, string region, int leases);
+
+    [LoggerMessage(36, LogLevel.Warning, "Pool {PoolPath} is read-only; the pool lock is a shared read lock and regions cannot be created, mapped or deleted", EventName = "PoolReadOnly")]
+    public static partial void PoolReadOnly(ILogger logger, string poolPath);
 }

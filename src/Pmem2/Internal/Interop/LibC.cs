@@ -44,14 +44,26 @@ internal static unsafe partial class LibC
     public const int O_RDWR = 0x2;
     public const int O_CLOEXEC = 0x80000;
     public const int O_DIRECTORY = 0x10000;
+    public const int O_CREAT = 0x40;
+    public const int O_EXCL = 0x80;
+    public const int O_NOFOLLOW = 0x20000;
+
+    // <fcntl.h> *at flags, <stdio.h> renameat2 flags.
+    public const int AT_FDCWD = -100;
+    public const int AT_SYMLINK_NOFOLLOW = 0x100;
+    public const uint RENAME_NOREPLACE = 1;
 
     // <sys/stat.h>
     public const uint S_IFMT = 0xF000;
     public const uint S_IFDIR = 0x4000;
     public const uint S_IFCHR = 0x2000;
     public const uint S_IFREG = 0x8000;
+    public const uint S_IFLNK = 0xA000;
+    public const uint S_IFSOCK = 0xC000;
 
     // <errno.h>
+    public const int EPERM = 1;
+    public const int ENOENT = 2;
     public const int EINTR = 4;
     public const int EIO = 5;
     public const int EBADF = 9;
@@ -61,6 +73,8 @@ internal static unsafe partial class LibC
     public const int EINVAL = 22;
     public const int EFBIG = 27;
     public const int ENOSPC = 28;
+    public const int EROFS = 30;
+    public const int ELOOP = 40;
     public const int EOPNOTSUPP = 95; // == ENOTSUP on Linux
 
     public static readonly void* MAP_FAILED = (void*)-1;
@@ -106,6 +120,26 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial SafeFileHandle open(string path, int flags, int mode);
+
+    /// <summary>openat(2): a name resolved relative to a directory descriptor.</summary>
+    [LibraryImport(Lib, EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial SafeFileHandle openat(SafeFileHandle dirfd, string path, int flags, int mode);
+
+    /// <summary>fstatat(2) (an exported glibc symbol since 2.33).</summary>
+    [LibraryImport(Lib, EntryPoint = "fstatat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int fstatat(SafeFileHandle dirfd, string path, Stat* buf, int flags);
+
+    /// <summary>fstatat(2) with AT_FDCWD (lstat / stat of a path).</summary>
+    [LibraryImport(Lib, EntryPoint = "fstatat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int fstatat(int dirfd, string path, Stat* buf, int flags);
+
+    /// <summary>renameat2(2) (glibc 2.28+); RENAME_NOREPLACE fails with EEXIST instead of replacing.</summary>
+    [LibraryImport(Lib, EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int renameat2(SafeFileHandle olddirfd, string oldpath, SafeFileHandle newdirfd, string newpath, uint flags);
+
+    /// <summary>unlinkat(2) of a non-directory.</summary>
+    [LibraryImport(Lib, EntryPoint = "unlinkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int unlinkat(SafeFileHandle dirfd, string path, int flags);
 
     /// <summary>fallocate(2); mode 0 allocates the blocks of [offset, offset+len) and extends the size.</summary>
     [LibraryImport(Lib, EntryPoint = "fallocate", SetLastError = true)]
