@@ -14,6 +14,15 @@ namespace PmemService.Server.Internal;
 /// </summary>
 internal sealed class RegionManager : IDisposable
 {
+    /// <summary>Prefix of the temporary names of region files being created (removed at start).</summary>
+    internal const string CreatingPrefix = PoolDirectory.CreatingPrefix;
+
+    /// <summary>Prefix of probe files (removed at start).</summary>
+    internal const string ProbePrefix = PoolDirectory.ProbePrefix;
+
+    /// <summary>The pool lock file.</summary>
+    internal const string LockFileName = PoolDirectory.LockFileName;
+
     private readonly PmemServiceOptions _options;
     private readonly PmemMetrics _metrics;
     private readonly ILogger<RegionManager> _logger;
