@@ -514,3 +514,69 @@ internal static class Mount
         }
     }
 }
+
+/// <summary>
+/// Issue 9 item 2 with an injected msync failure (the Pmem2 <c>Persistence.BeforePageMsync</c> seam
+/// throws the Pmem2Exception msync would, for one region's whole-mapping persist only, picked by its
+/// unique size). The FUSE tests of the faults branch produce the real kernel EIO.
+/// </summary>
+public sealed class PersistFailureTests
+{
+    private static IDisposable FailWholePersistOf(ulong size)
+    {
+        Pmem2.Internal.Persistence.BeforePageMsync = (_, length) =>
+        {
+            if (length == (nuint)size)
+            {
+                throw new Pmem2.Pmem2Exception((Pmem2.Pmem2ErrorCode)(-5), "msync: Input/output error");
+            }
+        };
+        return new Reset();
+    }
+
+    [Fact]
+    public async Task A_failed_persist_on_the_last_unmap_is_data_loss_not_ok()
+    {
+        await using var server = await PmemTestServer.StartAsync();
+        const ulong size = (3 << 20) + (7 << 12); // unique: no other test persists this length
+        var name = UniqueName("eio-unmap");
+        await CreateAsync(server.Uds, name, size);
+        await server.Uds.MapRegionAsync(new MapRegionRequest { Name = name });
+        await server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Data = ByteString.CopyFrom(Pattern(4096, 1)), DeferPersist = true });
+        using (FailWholePersistOf(size))
+        {
+            // Not the last reference: nothing is persisted yet, OK.
+            Assert.Equal(1U, (await server.Uds.UnmapRegionAsync(new UnmapRegionRequest { Name = name })).RemainingReferences);
+            var (_, _, info) = await AssertError(async () => await server.Uds.UnmapRegionAsync(new UnmapRegionRequest { Name = name }),
+                StatusCode.DataLoss, PmemErrorReasons.IoError);
+            Assert.Equal(name, info.Metadata["region"]);
+        }
+
+        Assert.NotEmpty(server.Logs.WithEventName("UnmapPersistFailed"));
+        // The mapping is gone (a failed persist is never retried into success); the region can be mapped again.
+        Assert.False((await server.Tcp.GetRegionAsync(new GetRegionRequest { Name = name })).Region.Mapped);
+        Assert.False((await server.Uds.MapRegionAsync(new MapRegionRequest { Name = name })).Region.Created);
+    }
+
+    [Fact]
+    public async Task A_failed_persist_at_shutdown_fails_the_stop()
+    {
+        await using var server = await PmemTestServer.StartAsync();
+        const ulong size = (3 << 20) + (9 << 12);
+        var name = UniqueName("eio-stop");
+        await CreateAsync(server.Uds, name, size);
+        using (FailWholePersistOf(size))
+        {
+            var e = await Assert.ThrowsAnyAsync<Exception>(server.StopAsync);
+            Assert.Contains(name, e.ToString(), StringComparison.Ordinal);
+        }
+
+        Assert.NotEmpty(server.Logs.WithEventName("ShutdownPersistFailed"));
+        Assert.Empty(server.Logs.WithEventName("ShutdownComplete"));
+    }
+
+    private sealed class Reset : IDisposable
+    {
+        public void Dispose() => Pmem2.Internal.Persistence.BeforePageMsync = null;
+    }
+}
