@@ -113,8 +113,10 @@ internal sealed class RegionLifecycle
     {
         lock (region)
         {
-            if (!ReferenceEquals(region.Mapping, mapping))
+            if (!ReferenceEquals(region.Mapping, mapping) || region.State != RegionState.Mapped)
             {
+                // Draining: the last unmap owns the mapping and sees the change before it persists.
+                mapping.ChangedReason ??= why;
                 return;
             }
 
@@ -437,6 +439,21 @@ internal sealed class RegionLifecycle
             throw new PmemServiceException(StatusCode.Cancelled, PmemErrorReasons.Cancelled,
                 $"UnmapRegion of '{name}' ended (cancelled or past its deadline) while calls were still using the region; the reference is kept.", inner: e)
                 .With("region", name);
+        }
+
+        if ((mapping.ChangedReason ?? mapping.CheckOpenFile()) is { } changed)
+        {
+            // Draining → Closed without persist: the file changed under the running calls.
+            lock (region)
+            {
+                region.Mapping = null;
+                region.State = RegionState.Closed;
+            }
+
+            mapping.ChangedReason ??= changed;
+            PmemLog.RegionFileChanged(_logger, name, changed);
+            mapping.Retire();
+            throw RegionLease.FileChanged(name, changed).With("remaining_references", 0);
         }
 
         // Draining → Closed: persist the whole mapping; a failure is this call's status, never OK.
