@@ -108,7 +108,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
             return Task.FromResult(new ReadRegionResponse { Data = ByteString.Empty });
         }
 
-        // Unary reads copy the mapping once into a fresh array that the ByteString then owns
+        // Unary reads pread the mapped file once into a fresh array that the ByteString then owns
         // (UnsafeWrap over an array nobody else references): never a view of the mapping itself.
         var buffer = GC.AllocateUninitializedArray<byte>((int)request.Length);
         lease.Read(request.Offset, buffer); // pread: a truncated file is REGION_FILE_CHANGED, not SIGBUS

@@ -324,7 +324,6 @@ internal sealed class RegionLease : IDisposable
     /// </summary>
     public void Read(ulong offset, Span<byte> destination)
     {
-        ThrowIfDeleted();
         try
         {
             Mapping.Source.PreadMcsafe(destination, offset);
