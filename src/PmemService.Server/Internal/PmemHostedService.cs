@@ -7,7 +7,9 @@ namespace PmemService.Server.Internal;
 
 /// <summary>
 /// Start-up and shutdown of the pool. Starting: create the pool, clean leftovers, probe MAP_SYNC
-/// (refusing to start when RequireDax cannot be met), log the engine. Started: set the socket mode.
+/// (refusing to start when RequireDax cannot be met; a probe that cannot run on a full or read-only
+/// pool only makes readiness NOT_SERVING), log the engine. Started: set the socket mode and record
+/// the socket's identity for readiness.
 /// Stopping (ApplicationStopping): the service drains — streams end with UNAVAILABLE and their
 /// persisted offset, new calls get UNAVAILABLE. StopAsync: persist and unmap every mapping.
 /// </summary>

@@ -61,9 +61,11 @@ internal sealed class PoolDirectory : IDisposable
     /// The region file's status, null when absent; a symlink or any other non-regular entry is
     /// FAILED_PRECONDITION <c>REGION_NOT_MAPPABLE</c>.
     /// </summary>
-    public Pmem2FileStatus? LookupRegion(string name)
+    public Pmem2FileStatus? LookupRegion(string name) => RequireRegular(name, Stat(name));
+
+    /// <summary><paramref name="status"/> when it is a regular file or absent; REGION_NOT_MAPPABLE otherwise.</summary>
+    public static Pmem2FileStatus? RequireRegular(string name, Pmem2FileStatus? status)
     {
-        var status = Stat(name);
         if (status is { } s && !s.IsRegularFile)
         {
             throw NotMappable(name, s.IsSymbolicLink ? "is a symbolic link" : "is not a regular file");

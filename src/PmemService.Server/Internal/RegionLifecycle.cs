@@ -150,7 +150,7 @@ internal sealed class RegionLifecycle
     private RegionInfo Map(Region region, ulong size, Pmem2Granularity required, bool createIfMissing)
     {
         var name = region.Name;
-        var status = _pool.LookupRegion(name);
+        var status = _pool.Stat(name);
 
         RegionMapping? current;
         lock (region)
@@ -182,6 +182,8 @@ internal sealed class RegionLifecycle
             }
         }
 
+        // A symlink or other non-regular entry under the name: REGION_NOT_MAPPABLE (after the stale mapping was failed).
+        status = PoolDirectory.RequireRegular(name, status);
         lock (region)
         {
             if (region.State == RegionState.Failed)
@@ -504,7 +506,7 @@ internal sealed class RegionLifecycle
     private void Delete(Region region, bool force)
     {
         var name = region.Name;
-        var status = _pool.LookupRegion(name);
+        var status = _pool.Stat(name);
         RegionMapping? mapping;
         lock (region)
         {
@@ -516,6 +518,8 @@ internal sealed class RegionLifecycle
             Fail(region, mapping, why);
             mapping = null;
         }
+
+        status = PoolDirectory.RequireRegular(name, status);
 
         if (status is null)
         {
