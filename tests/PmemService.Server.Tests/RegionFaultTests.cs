@@ -120,6 +120,12 @@ public sealed class RegionFaultTests
         await File.WriteAllBytesAsync(other, new byte[64 << 10]);
         File.Move(other, path, overwrite: true);
 
+        // GetRegion and ListRegions consult the directory: the mapping of the old inode is retired, not reported.
+        Assert.False((await server.Tcp.GetRegionAsync(new GetRegionRequest { Name = name })).Region.Mapped);
+        Assert.False((await server.Tcp.ListRegionsAsync(new ListRegionsRequest())).Regions.Single(r => r.Name == name).Mapped);
+        await AssertError(async () => await server.Uds.ReadRegionAsync(new ReadRegionRequest { Name = name, Length = 1 }),
+            StatusCode.DataLoss, PmemErrorReasons.RegionFileChanged);
+
         // A second MapRegion must not take a reference on the mapping of the old inode.
         var info = (await server.Uds.MapRegionAsync(new MapRegionRequest { Name = name })).Region;
         Assert.Equal(1U, info.MapReferences);
