@@ -37,6 +37,23 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// <summary>Pid of the started process (the wrapper's, when there is one).</summary>
     public int Pid => _process?.Id ?? 0;
 
+    /// <summary>Pid of the service itself: the started process, or the wrapper's (strace's) child.</summary>
+    public int ServicePid
+    {
+        get
+        {
+            if (Wrapper.Count == 0 || _process is null)
+            {
+                return Pid;
+            }
+
+            var children = File.ReadAllText($"/proc/{Pid}/task/{Pid}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return children.Length == 1
+                ? int.Parse(children[0], System.Globalization.CultureInfo.InvariantCulture)
+                : throw new InvalidOperationException($"the wrapper {Pid} has {children.Length} children");
+        }
+    }
+
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "PmemService.dll");
 
     public Client Client => new(_channel ?? throw new InvalidOperationException("not started"));
@@ -163,7 +180,8 @@ public sealed class ServiceProcess : IAsyncDisposable
 
         if (!p.HasExited)
         {
-            using var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            // The service, not its wrapper: strace then exits when its tracee has exited.
+            using var kill = Process.Start("kill", ["-TERM", ServicePid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
             await kill.WaitForExitAsync();
         }
 
