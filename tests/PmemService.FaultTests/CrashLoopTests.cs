@@ -14,7 +14,7 @@ public sealed class CrashLoopTests(ITestOutputHelper output)
     public async Task SigkillLoopLosesNoAcknowledgedByte()
     {
         var kills = Env("PMEM_CRASHLOOP_KILLS", 20);
-        var seconds = Env("PMEM_CRASHLOOP_SECONDS", 150);
+        var seconds = Env("PMEM_CRASHLOOP_SECONDS", 300); // a bound, not a target: ~40-100 s here
         var seed = Env("PMEM_CRASHLOOP_SEED", Random.Shared.Next());
         var root = TestSupport.NewTempDir("/tmp", "pmemcrash");
         var keep = false;
