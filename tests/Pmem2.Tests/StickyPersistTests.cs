@@ -172,12 +172,14 @@ public class StickyPersistTests
         using var src = file.OpenSource();
         using var map = Pmem2Map.Create(T.Config(Pmem2Granularity.Page), src);
         using var aInside = new ManualResetEventSlim();
+        using var bInside = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
         var aThread = -1;
         map.MsyncFaultForTesting = () =>
         {
             if (Environment.CurrentManagedThreadId != Volatile.Read(ref aThread))
             {
+                bInside.Set(); // B's real msync follows and returns 0
                 return 0;
             }
 
@@ -198,7 +200,9 @@ public class StickyPersistTests
         Exception? bError = null;
         var b = new Thread(() => bError = Record.Exception(() => map.Persist(8192, 4096)));
         b.Start();
-        // B's msync returns 0 but B must wait for A; it cannot finish before A is released.
+        // B's msync returns 0 but B must wait for A; it cannot finish before A is released. (Under
+        // load B may not get that far in 200 ms; then this only fails to detect, never fails wrongly.)
+        Assert.True(bInside.Wait(TimeSpan.FromSeconds(30)));
         Assert.False(b.Join(TimeSpan.FromMilliseconds(200)), "B answered while an overlapping msync was still running");
         release.Set();
         Assert.True(a.Join(TimeSpan.FromSeconds(30)));
