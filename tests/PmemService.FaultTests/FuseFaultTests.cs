@@ -201,6 +201,37 @@ public sealed class FuseFaultTests(FuseServiceFixture fixture) : IClassFixture<F
         Assert.NotEqual(data, Stored(name, 0, data.Length));
     }
 
+    /// <summary>ENOSPC at write-back (a thin or full backing store) loses data like EIO: DATA_LOSS, not
+    /// RESOURCE_EXHAUSTED, and sticky; the errno is kept in the ErrorInfo.</summary>
+    [FuseFact]
+    public async Task EnospcOnPersistIsDataLossNotResourceExhausted()
+    {
+        var name = await CreateRegionAsync("persist-enospc");
+        var data = TestSupport.Pattern(8192, 6);
+        await Client.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = 0, Data = ByteString.CopyFrom(data), DeferPersist = true });
+        fixture.Fs.Fail("write", "ENOSPC", glob: $"pool/{name}");
+        try
+        {
+            var (_, info) = await TestSupport.AssertError(async () => await Client.PersistRegionAsync(new PersistRegionRequest { Name = name, Offset = 0, Length = 8192 }),
+                StatusCode.DataLoss, "IO_ERROR");
+            Assert.Equal("errno 28", info.Metadata["pmem2_error"]);
+        }
+        finally
+        {
+            fixture.Fs.Clear();
+        }
+
+        await TestSupport.AssertError(async () => await Client.PersistRegionAsync(new PersistRegionRequest { Name = name, Offset = 0, Length = 8192 }),
+            StatusCode.DataLoss, "IO_ERROR");
+        try
+        {
+            await Client.UnmapRegionAsync(new UnmapRegionRequest { Name = name });
+        }
+        catch (RpcException)
+        {
+        }
+    }
+
     [FuseFact]
     public async Task EnospcOnCreateIsPoolSpaceExhaustedAndLeavesNoFile()
     {
