@@ -149,6 +149,19 @@ public sealed unsafe partial class Pmem2Map : IDisposable
     /// <summary>Whether the MAP_SHARED_VALIDATE|MAP_SYNC mapping succeeded (the file is on DAX).</summary>
     public bool IsMapSync { get; }
 
+    /// <summary>
+    /// The first failed persist of this map (an msync or deep flush error, <see cref="Pmem2Exception.IsPersistFailure"/>),
+    /// or null. Sticky, errseq-style: once set, every later call that would claim persistence
+    /// (Persist, Flush, Drain, DeepFlush, CompleteDeferred, Memcpy / Memmove / Memset without
+    /// <see cref="Pmem2MemFlags.NoFlush"/>) throws a <see cref="Pmem2Exception"/> with this code and never
+    /// calls msync again, because the kernel reports a write-back error only once. Only a new map of
+    /// the file starts clean. libpmem2 abort()s instead (docs/pmem2.md).
+    /// </summary>
+    public Pmem2Exception? PersistFailure => Volatile.Read(ref _persistFailure);
+
+    /// <summary>Whether <see cref="PersistFailure"/> is set.</summary>
+    public bool IsPersistFailed => PersistFailure is not null;
+
     /// <summary>The SafeBuffer-derived handle that owns the mapping.</summary>
     public Pmem2MappingHandle Handle => _handle;
 

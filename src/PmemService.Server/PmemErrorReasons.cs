@@ -96,7 +96,8 @@ public static class PmemErrorReasons
     public const string DeadlineExceeded = "DEADLINE_EXCEEDED";
 
     // DATA_LOSS
-    /// <summary>An I/O error (EIO, poisoned memory) while accessing the region.</summary>
+    /// <summary>An I/O error (EIO, poisoned memory) while accessing the region, or a failed persist
+    /// (msync error of any errno): sticky for the mapping until the region is unmapped and mapped again.</summary>
     public const string IoError = "IO_ERROR";
 
     // INTERNAL

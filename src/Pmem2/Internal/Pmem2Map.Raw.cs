@@ -19,6 +19,7 @@ public sealed unsafe partial class Pmem2Map
     /// drain (CACHE_LINE, BYTE) or msync (PAGE). Returns <paramref name="dst"/>.</summary>
     internal void* MemmoveRaw(void* dst, void* src, nuint len, Pmem2MemFlags flags)
     {
+        ThrowIfPersistingAfterFailure(flags);
         switch (_granularity)
         {
             case Pmem2Granularity.CacheLine:
@@ -45,6 +46,7 @@ public sealed unsafe partial class Pmem2Map
     /// <summary>pmem2_memset_fn. Returns <paramref name="dst"/>.</summary>
     internal void* MemsetRaw(void* dst, byte value, nuint len, Pmem2MemFlags flags)
     {
+        ThrowIfPersistingAfterFailure(flags);
         switch (_granularity)
         {
             case Pmem2Granularity.CacheLine:
@@ -67,6 +69,7 @@ public sealed unsafe partial class Pmem2Map
     /// <summary>pmem2_persist_fn: PAGE msync; CACHE_LINE flush + sfence; BYTE sfence.</summary>
     internal void PersistRaw(void* addr, nuint len)
     {
+        ThrowIfPersistFailed();
         switch (_granularity)
         {
             case Pmem2Granularity.CacheLine:
@@ -77,7 +80,7 @@ public sealed unsafe partial class Pmem2Map
                 CpuFlush.Fence();
                 break;
             default:
-                Persistence.PersistPages(addr, len);
+                PersistPagesSticky(addr, len);
                 break;
         }
     }
@@ -85,6 +88,7 @@ public sealed unsafe partial class Pmem2Map
     /// <summary>pmem2_flush_fn: PAGE msync; CACHE_LINE flush without fence; BYTE nothing.</summary>
     internal void FlushRaw(void* addr, nuint len)
     {
+        ThrowIfPersistFailed();
         switch (_granularity)
         {
             case Pmem2Granularity.CacheLine:
@@ -93,7 +97,7 @@ public sealed unsafe partial class Pmem2Map
             case Pmem2Granularity.Byte:
                 break;
             default:
-                Persistence.PersistPages(addr, len);
+                PersistPagesSticky(addr, len);
                 break;
         }
     }
@@ -101,6 +105,7 @@ public sealed unsafe partial class Pmem2Map
     /// <summary>pmem2_drain_fn: sfence on CACHE_LINE and BYTE, nothing on PAGE.</summary>
     internal void DrainRaw()
     {
+        ThrowIfPersistFailed();
         if (_granularity != Pmem2Granularity.Page)
         {
             CpuFlush.Fence();
@@ -124,6 +129,7 @@ public sealed unsafe partial class Pmem2Map
                 $"requested deep flush rage ptr 0x{start:x} size {len} exceeds map range 0x{mapStart:x}");
         }
 
+        ThrowIfPersistFailed();
         if (_granularity == Pmem2Granularity.Page)
         {
             return;
@@ -138,11 +144,19 @@ public sealed unsafe partial class Pmem2Map
         {
             CpuFlush.FlushRange((byte*)ptr, len);
             CpuFlush.Fence();
-            DeviceDax.DeepFlushRegion(_deviceNumber);
+            try
+            {
+                DeviceDax.DeepFlushRegion(_deviceNumber);
+            }
+            catch (Pmem2Exception e)
+            {
+                throw RecordPersistFailure(e);
+            }
+
             return;
         }
 
-        Persistence.FlushFileBuffers(ptr, len);
+        FlushFileBuffersSticky(ptr, len);
     }
 
     /// <summary>Non-temporal copy without drain and, on PAGE, without msync (see <see cref="CopyNonTemporalDeferred"/>).</summary>
@@ -153,10 +167,11 @@ public sealed unsafe partial class Pmem2Map
     /// <summary>Completes deferred copies: sfence, plus msync of the page-aligned range on PAGE.</summary>
     internal void CompleteDeferredRaw(void* addr, nuint len)
     {
+        ThrowIfPersistFailed();
         CpuFlush.Fence();
         if (_granularity == Pmem2Granularity.Page)
         {
-            Persistence.PersistPages(addr, len);
+            PersistPagesSticky(addr, len);
         }
     }
 
@@ -195,7 +210,7 @@ public sealed unsafe partial class Pmem2Map
         }
     }
 
-    private static void MsyncUnlessNoFlush(void* dst, nuint len, Pmem2MemFlags flags)
+    private void MsyncUnlessNoFlush(void* dst, nuint len, Pmem2MemFlags flags)
     {
         if ((flags & Pmem2MemFlags.NoFlush) == 0)
         {
@@ -203,7 +218,7 @@ public sealed unsafe partial class Pmem2Map
             // the SYSCALL instruction nor the kernel's write-back (a DMA read of the page, or a CPU
             // flush on DAX) is guaranteed to drain: fence before handing the range to msync.
             CpuFlush.Fence();
-            Persistence.PersistPages(dst, len);
+            PersistPagesSticky(dst, len);
         }
     }
 }

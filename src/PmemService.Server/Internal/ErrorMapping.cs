@@ -36,6 +36,15 @@ internal static class ErrorMapping
 
     private static PmemServiceException MapPmem2(Pmem2Exception e)
     {
+        if (e.IsPersistFailure)
+        {
+            // A failed persist is data loss whatever its errno (EIO, ENOSPC, EDQUOT at write-back):
+            // the bytes it covered may not be on storage, and the mapping refuses every later persist.
+            return new PmemServiceException(StatusCode.DataLoss, PmemErrorReasons.IoError,
+                    $"Persisting the region failed ({e.Message}); bytes written since its last successful persist may be lost, and no later call persists this mapping until the region is unmapped and mapped again.", inner: e)
+                .With("pmem2_error", e.Errno != 0 ? $"errno {e.Errno}" : e.Code.ToString());
+        }
+
         var (code, reason) = e.Code switch
         {
             Pmem2ErrorCode.GranularityNotSupported => (StatusCode.FailedPrecondition, PmemErrorReasons.GranularityNotSupported),

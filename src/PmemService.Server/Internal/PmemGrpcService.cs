@@ -69,6 +69,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
     public override Task<WriteRegionResponse> WriteRegion(WriteRegionRequest request, ServerCallContext context)
     {
         using var lease = _regions.Acquire(request.Name);
+        ThrowIfPersistFailed(lease, "WriteRegion");
         var data = request.Data.Span;
         var length = (ulong)data.Length;
         RegionRange.Check(lease.Name, lease.Size, request.Offset, length, "offset", "data");
@@ -82,7 +83,15 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
             else
             {
                 var start = Stopwatch.GetTimestamp();
-                lease.Map.Memcpy(request.Offset, data); // memcpy + persist (drain, or msync at PAGE)
+                try
+                {
+                    lease.Map.Memcpy(request.Offset, data); // memcpy + persist (drain, or msync at PAGE)
+                }
+                catch (Pmem2Exception e) when (e.IsPersistFailure)
+                {
+                    throw PersistFailed(lease, "WriteRegion", e);
+                }
+
                 _metrics.Persisted(start, "write", lease.Mapping.EffectiveName);
             }
 
@@ -180,6 +189,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
     public override Task<PersistRegionResponse> PersistRegion(PersistRegionRequest request, ServerCallContext context)
     {
         using var lease = _regions.Acquire(request.Name);
+        ThrowIfPersistFailed(lease, "PersistRegion");
         if (request.Offset > lease.Size)
         {
             RegionRange.Check(lease.Name, lease.Size, request.Offset, request.Length);
@@ -191,7 +201,15 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         {
             using var activity = PmemActivity.Source.StartActivity("pmem.persist");
             var start = Stopwatch.GetTimestamp();
-            lease.Map.Persist(request.Offset, length);
+            try
+            {
+                lease.Map.Persist(request.Offset, length);
+            }
+            catch (Pmem2Exception e) when (e.IsPersistFailure)
+            {
+                throw PersistFailed(lease, "PersistRegion", e);
+            }
+
             _metrics.Persisted(start, "persist", lease.Mapping.EffectiveName);
         }
 
@@ -225,6 +243,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         var start = header.Offset;
         // Validate everything that can be validated before the first byte is copied.
         RegionRange.Check(lease.Name, lease.Size, start, header.TotalLength, "header.offset", "header.total_length");
+        ThrowIfPersistFailed(lease, "StreamWriteRegion", streamStart: start);
         var limit = header.TotalLength == 0 ? lease.Size : start + header.TotalLength;
 
         var map = lease.Map;
@@ -281,20 +300,38 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         }
         catch (Exception e)
         {
-            // Make what was copied persistent, so the offset reported is exactly what survives.
-            if (copiedEnd > persistedEnd && !lease.Region.Deleted)
+            // A failed persist is sticky: never retried (the kernel reports a write-back error once and
+            // marks the pages clean, so a second msync would "succeed"). persistedEnd stays the end of
+            // the last persist that succeeded (the header offset if none) and the status is DATA_LOSS.
+            PmemServiceException? persistError = null;
+            if (e is Pmem2Exception { IsPersistFailure: true } failed)
             {
+                persistError = PersistFailed(lease, "StreamWriteRegion", failed);
+            }
+            else if (copiedEnd > persistedEnd && lease.Map.PersistFailure is { } earlier)
+            {
+                // Another call's persist of this mapping failed meanwhile: these copies cannot be persisted.
+                PmemLog.PersistRefusedAfterFailure(_logger, "StreamWriteRegion", lease.Name, earlier.Message);
+                persistError = ErrorMapping.Map(earlier).With("region", lease.Name);
+            }
+            else if (copiedEnd > persistedEnd && !lease.Region.Deleted)
+            {
+                // Make what was copied persistent, so the offset reported is exactly what survives.
                 try
                 {
                     persistedEnd = CompleteDeferred(lease, start, copiedEnd);
                 }
-                catch (Exception persistError) when (persistError is Pmem2Exception or IOException)
+                catch (Pmem2Exception completeFailed) when (completeFailed.IsPersistFailure)
                 {
-                    PmemLog.PersistOnUnmapFailed(_logger, lease.Name, persistError);
+                    persistError = PersistFailed(lease, "StreamWriteRegion", completeFailed);
+                }
+                catch (Exception other) when (other is Pmem2Exception or IOException)
+                {
+                    PmemLog.PersistOnUnmapFailed(_logger, lease.Name, other);
                 }
             }
 
-            var error = StreamError(e, stopping, context);
+            var error = persistError ?? StreamError(e, stopping, context);
             error.PersistedOffset = persistedEnd;
             error.BytesPersisted = persistedEnd - start;
             PmemLog.StreamWriteInterrupted(_logger, lease.Name, error.Reason, persistedEnd - start, persistedEnd);
@@ -312,6 +349,41 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         }
 
         return end;
+    }
+
+    /// <summary>
+    /// Refuses a write or persist on a mapping whose persist failed before (sticky, see
+    /// <see cref="Pmem2Map.PersistFailure"/>): DATA_LOSS IO_ERROR, before any byte is copied.
+    /// </summary>
+    private void ThrowIfPersistFailed(RegionLease lease, string operation, ulong? streamStart = null)
+    {
+        if (lease.Map.PersistFailure is { } failure)
+        {
+            PmemLog.PersistRefusedAfterFailure(_logger, operation, lease.Name, failure.Message);
+            var error = ErrorMapping.Map(failure).With("region", lease.Name);
+            if (streamStart is { } offset)
+            {
+                error.PersistedOffset = offset;
+                error.BytesPersisted = 0;
+            }
+
+            throw error;
+        }
+    }
+
+    /// <summary>DATA_LOSS IO_ERROR for a failed persist; logs the first failure of the mapping as an error.</summary>
+    private PmemServiceException PersistFailed(RegionLease lease, string operation, Pmem2Exception e)
+    {
+        if (ReferenceEquals(e, lease.Map.PersistFailure))
+        {
+            PmemLog.PersistFailed(_logger, lease.Name, operation, e);
+        }
+        else
+        {
+            PmemLog.PersistRefusedAfterFailure(_logger, operation, lease.Name, e.Message);
+        }
+
+        return ErrorMapping.Map(e).With("region", lease.Name);
     }
 
     /// <summary>Classifies why a stream ended early; keeps domain errors, wraps the rest.</summary>

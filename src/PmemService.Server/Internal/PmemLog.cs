@@ -62,6 +62,12 @@ internal static partial class PmemLog
     [LoggerMessage(19, LogLevel.Error, "Persisting region {Region} before unmap failed", EventName = "PersistOnUnmapFailed")]
     public static partial void PersistOnUnmapFailed(ILogger logger, string region, Exception exception);
 
+    [LoggerMessage(50, LogLevel.Error, "Persisting region {Region} failed ({Operation}); the mapping refuses every later persist until the region is unmapped and mapped again", EventName = "PersistFailed")]
+    public static partial void PersistFailed(ILogger logger, string region, string operation, Exception exception);
+
+    [LoggerMessage(51, LogLevel.Warning, "{Operation} on region {Region} refused: an earlier persist of its mapping failed ({Error})", EventName = "PersistRefusedAfterFailure")]
+    public static partial void PersistRefusedAfterFailure(ILogger logger, string operation, string region, string error);
+
     [LoggerMessage(20, LogLevel.Warning, "Shutdown: {Count} calls still hold regions after the wait; their mappings are closed when they end", EventName = "ShutdownLeasesOutstanding")]
     public static partial void ShutdownLeasesOutstanding(ILogger logger, int count);
 
