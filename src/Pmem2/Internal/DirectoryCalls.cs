@@ -108,9 +108,30 @@ internal static unsafe class DirectoryCalls
 
     public static void RenameNoReplace(SafeFileHandle dir, string from, string to)
     {
-        if (LibC.renameat2(dir, from, dir, to, LibC.RENAME_NOREPLACE) != 0)
+        if (LibC.renameat2(dir, from, dir, to, LibC.RENAME_NOREPLACE) == 0)
         {
-            Errors.ThrowErrno(Marshal.GetLastPInvokeError(), $"renameat2 \"{from}\" \"{to}\"");
+            return;
+        }
+
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno != LibC.EINVAL)
+        {
+            Errors.ThrowErrno(errno, $"renameat2 \"{from}\" \"{to}\"");
+        }
+
+        // EINVAL: the filesystem does not support RENAME_NOREPLACE (FUSE through libfuse 2, older NFS).
+        // Check the target, then a plain rename. The window between the two only matters against
+        // another writer of the same directory while the service holds the pool's lock (one service
+        // per pool; region names are created under the region's gate). linkat + unlinkat would be atomic, but libfuse 2 turns the unlink of
+        // a still-open temporary into a hidden second link (.fuse_hidden*) that then names the inode.
+        if (StatAt(dir, to) is not null)
+        {
+            Errors.ThrowErrno(LibC.EEXIST, $"renameat2 \"{from}\" \"{to}\"");
+        }
+
+        if (LibC.renameat2(dir, from, dir, to, 0) != 0)
+        {
+            Errors.ThrowErrno(Marshal.GetLastPInvokeError(), $"renameat \"{from}\" \"{to}\"");
         }
     }
 
