@@ -187,9 +187,9 @@ public static class CrashLoop
                     acked(new Ack(writer, "unary", offset, length, contentSeed));
                 }
             }
-            catch (RpcException)
+            catch (Exception)
             {
-                // The server died (or is dying): not acknowledged.
+                // The server died (RpcException, or a transport exception): not acknowledged.
                 return;
             }
         }
@@ -235,6 +235,11 @@ public static class CrashLoop
                     acked(new Ack(writer, "stream-partial", offset, (int)(persisted - offset), contentSeed));
                 }
 
+                return;
+            }
+            catch (Exception)
+            {
+                // The connection broke while sending (IOException, HttpRequestException, ...): not acknowledged.
                 return;
             }
         }
