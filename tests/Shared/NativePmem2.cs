@@ -62,6 +62,12 @@ internal static class NativePmem2
     [DllImport(Lib)] public static extern int pmem2_source_pread_mcsafe(nint src, nint buf, nuint size, nuint offset);
     [DllImport(Lib)] public static extern int pmem2_source_pwrite_mcsafe(nint src, nint buf, nuint size, nuint offset);
 
+    // --- bad blocks (struct pmem2_badblock { size_t offset; size_t length; } as a 2-element array) ---
+    [DllImport(Lib)] public static extern int pmem2_badblock_context_new(out nint bbctx, nint src);
+    [DllImport(Lib)] public static extern int pmem2_badblock_next(nint bbctx, [Out] nuint[] bb);
+    [DllImport(Lib)] public static extern int pmem2_badblock_clear(nint bbctx, nuint[] bb);
+    [DllImport(Lib)] public static extern void pmem2_badblock_context_delete(ref nint bbctx);
+
     // --- map ----------------------------------------------------------------------------
     [DllImport(Lib)] public static extern int pmem2_map_new(out nint map, nint cfg, nint src);
     [DllImport(Lib)] public static extern int pmem2_map_delete(ref nint map);
