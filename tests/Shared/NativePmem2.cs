@@ -139,6 +139,11 @@ internal static class NativePmem2
     [DllImport(LibC, EntryPoint = "setenv")] private static extern int setenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
     [DllImport(LibC, EntryPoint = "unsetenv")] private static extern int unsetenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
 
+    /// <summary>Sets (or, with null, removes) a variable in libc's environment only (as native code
+    /// in the process would), leaving .NET's copy alone.</summary>
+    public static void SetLibcEnvironmentOnly(string name, string? value) =>
+        _ = value is null ? unsetenv(name) : setenv(name, value, 1);
+
     /// <summary>Sets (or, with null, removes) a variable in both the native and the managed environment.</summary>
     public static void SetNativeEnvironment(string name, string? value)
     {
