@@ -102,6 +102,11 @@ public sealed class Pmem2BadBlockContext : IDisposable
 
         var ctx = new Pmem2BadBlockContext(source, ns, resource, extents, blockSize);
         ctx._raw.AddRange(raw);
+        if (raw.Count > 0)
+        {
+            Pmem2EventSource.Log.BadBlocksFound(raw.Count, ns.Mode.ToString(), ns.RegionDirectory);
+        }
+
         return ctx;
     }
 
@@ -237,6 +242,8 @@ public sealed class Pmem2BadBlockContext : IDisposable
         {
             Errors.ThrowErrno(Marshal.GetLastPInvokeError(), "fallocate");
         }
+
+        Pmem2EventSource.Log.BadBlockCleared((long)badBlock.Offset, (long)badBlock.Length);
     }
 
     /// <summary>pmem2_badblock_context_delete.</summary>
@@ -293,6 +300,8 @@ public sealed class Pmem2BadBlockContext : IDisposable
             {
                 Errors.Throw(Pmem2ErrorCode.IoFail, $"cleared {clear.cleared} out of {badBlock.Length} bad bytes");
             }
+
+            Pmem2EventSource.Log.BadBlockCleared((long)badBlock.Offset, (long)badBlock.Length);
         }
         finally
         {

@@ -56,6 +56,11 @@ public sealed unsafe partial class Pmem2Map : IDisposable
         }
 
         _flusher = new MemFlusher(flush, CpuFlush.FenceAfterNonTemporal);
+        Pmem2EventSource.Log.MapCreated((long)mapping.Address, (long)_size, _granularity.ToString(), IsMapSync);
+        if (CpuFlush.FallbackReason is { } reason)
+        {
+            Pmem2EventSource.Log.FlushFallback(reason);
+        }
     }
 
     /// <summary>pmem2_map_new: maps <paramref name="source"/> as described by <paramref name="config"/>.

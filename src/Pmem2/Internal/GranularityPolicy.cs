@@ -48,7 +48,17 @@ internal static class GranularityPolicy
     /// setuid / setgid processes (AT_SECURE). BYTE, CACHE_LINE, CACHELINE or PAGE, case-insensitive;
     /// anything else (libpmem2 logs it) is ignored.
     /// </summary>
-    public static Pmem2Granularity? ReadForcedGranularity() => ParseForcedGranularity(ProcessEnvironment.GetSecure(ForceVariable));
+    public static Pmem2Granularity? ReadForcedGranularity()
+    {
+        var value = ProcessEnvironment.GetSecure(ForceVariable);
+        var forced = ParseForcedGranularity(value);
+        if (forced is { } g)
+        {
+            Pmem2EventSource.Log.GranularityForced(value!, g.ToString());
+        }
+
+        return forced;
+    }
 
     /// <summary>The PMEM2_FORCE_GRANULARITY spellings (null: not forced).</summary>
     internal static Pmem2Granularity? ParseForcedGranularity(string? value)
