@@ -8,13 +8,16 @@ namespace Pmem2.Benchmarks;
 /// rounds (native, ours, ours, native, ...), each round a batch of calls lasting ~2 ms, the
 /// ratio taken per round pair and then the median. On a machine shared with other work this is
 /// far more robust than comparing two separately measured means, because both sides see the same
-/// load at nearly the same moment. Prints Markdown. Usage: paired [rounds]
+/// load at nearly the same moment. Prints Markdown. Usage: paired [rounds] [row filter ...], a row
+/// filter being size:op:medium:granularity with * for any field and sizes without spaces, e.g.
+/// <c>paired 24 64KiB:MemsetDefault:Shm:CacheLine 16MiB:*:Shm:*</c> (no filter: every row).
 /// </summary>
 internal static class Paired
 {
     public static int Run(string[] args)
     {
         int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 24;
+        s_filters = args.Skip(2).Select(f => f.Split(':')).ToArray();
         // Process-wide warm-up: one throw-away row, so the first printed row is not measured while
         // shared code paths are still being tiered up.
         {
@@ -40,6 +43,11 @@ internal static class Paired
                 {
                     foreach (var gran in CopyBenchmarks.Grans)
                     {
+                        if (!Selected(Label(size), op.ToString(), medium, gran))
+                        {
+                            continue;
+                        }
+
                         var b = new CopyBenchmarks { Size = size, Op = op, Medium = medium, Granularity = gran };
                         b.Setup();
                         try
@@ -61,6 +69,11 @@ internal static class Paired
             {
                 foreach (var gran in PersistBenchmarks.Grans)
                 {
+                    if (!Selected(Label(size), "Persist", medium, gran))
+                    {
+                        continue;
+                    }
+
                     var b = new PersistBenchmarks { Size = size, Medium = medium, Granularity = gran };
                     b.Setup();
                     try
@@ -75,6 +88,11 @@ internal static class Paired
             }
         }
 
+        if (s_filters.Length > 0)
+        {
+            return 0;
+        }
+
         var c = new CallOverheadBenchmarks();
         c.Setup();
         try
@@ -87,6 +105,19 @@ internal static class Paired
         }
 
         return 0;
+    }
+
+    private static string[][] s_filters = [];
+
+    private static bool Selected(string size, string op, Medium medium, Gran gran)
+    {
+        if (s_filters.Length == 0)
+        {
+            return true;
+        }
+
+        string[] fields = [size.Replace(" ", string.Empty, StringComparison.Ordinal), op, medium.ToString(), gran.ToString()];
+        return s_filters.Any(f => f.Length == 4 && f.Zip(fields).All(p => p.First == "*" || string.Equals(p.First, p.Second, StringComparison.OrdinalIgnoreCase)));
     }
 
     private static void Row(string size, string op, Medium medium, Gran gran, Func<nint> native, Func<nint> ours, int rounds, bool print = true)

@@ -26,7 +26,8 @@ namespace Pmem2.Internal.Flush;
 /// It goes into its own page, written while PROT_READ|PROT_WRITE and sealed PROT_READ|PROT_EXEC
 /// (W^X) like the flush loop. Used only by the AVX engine, only when the engine's flush is the CPU
 /// flush (<see cref="CpuFlush.FlushLines(byte*, nuint)"/>), and only for forward copies; everything
-/// else takes the managed loops.
+/// else takes the managed loops. <c>PMEM2_NO_FUSED_COPY=1</c> (exactly "1", read once) turns it off,
+/// for A/B measurements and diagnosis.
 /// </summary>
 internal static unsafe class FusedCopy
 {
@@ -149,6 +150,12 @@ internal static unsafe class FusedCopy
     {
         try
         {
+            if (ProcessEnvironment.Get("PMEM2_NO_FUSED_COPY") == "1")
+            {
+                failure = "PMEM2_NO_FUSED_COPY=1";
+                return 0;
+            }
+
             if (!Avx.IsSupported)
             {
                 failure = "no AVX";
