@@ -15,7 +15,7 @@ namespace Pmem2;
 /// is not on an NVDIMM namespace has no bad blocks.
 /// </summary>
 /// <remarks>
-/// The context reads the bad ranges once, when <see cref="Create"/> runs (libndctl caches them per
+/// The context reads the bad ranges once, when <see cref="Create(Pmem2Source)"/> runs (libndctl caches them per
 /// context too); create a new context to see ranges that appeared or were cleared since. The extents
 /// of a regular file are also read once. The context does not own the source.
 /// </remarks>
@@ -41,6 +41,25 @@ public sealed class Pmem2BadBlockContext : IDisposable
         _namespaceResource = namespaceResource;
         _extents = extents;
         _blockSize = blockSize;
+    }
+
+    /// <summary>
+    /// pmem2_badblock_context_new reading sysfs under <paramref name="sysfsRoot"/> instead of /sys (a
+    /// container that bind-mounts the host's sysfs elsewhere; a test tree). Only this call is affected.
+    /// </summary>
+    public static Pmem2BadBlockContext Create(Pmem2Source source, string sysfsRoot)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sysfsRoot);
+        var previous = DeviceDax.SysRoot;
+        DeviceDax.SysRoot = sysfsRoot;
+        try
+        {
+            return Create(source);
+        }
+        finally
+        {
+            DeviceDax.SysRoot = previous;
+        }
     }
 
     /// <summary>pmem2_badblock_context_new.</summary>

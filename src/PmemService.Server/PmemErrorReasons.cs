@@ -98,6 +98,9 @@ public static class PmemErrorReasons
     // DATA_LOSS
     /// <summary>An I/O error (EIO, poisoned memory) while accessing the region.</summary>
     public const string IoError = "IO_ERROR";
+    /// <summary>The request touches a known bad range (NVDIMM bad block) of the region; ErrorInfo
+    /// metadata bad_offset / bad_length give the range.</summary>
+    public const string BadBlock = "BAD_BLOCK";
 
     // INTERNAL
     /// <summary>An unexpected pmem2 error.</summary>

@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using PmemService.Contracts.V1;
+using static PmemService.Server.Tests.TestHelpers;
+
+namespace PmemService.Server.Tests;
+
+/// <summary>
+/// The service and NVDIMM bad blocks (issue 15 item 2), on a real server whose pool is on ext4 (/tmp)
+/// and whose sysfs root (PmemService:SysfsRoot) is a fake tree presenting the pool's block device as
+/// an fsdax namespace; the bad sector is placed inside the region file's real FIEMAP extent.
+/// </summary>
+public sealed partial class BadBlockServiceTests
+{
+    [Fact]
+    public async Task BadRangesAreReportedRefusedOnReadAndClearedByAWrite()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "pmemsvc-bb-" + Guid.NewGuid().ToString("N")[..10]);
+        Directory.CreateDirectory(root);
+        var sysfs = Path.Combine(root, "sys");
+        try
+        {
+            await using var server = await PmemTestServer.StartAsync(s => s["PmemService:SysfsRoot"] = sysfs, root);
+            var name = UniqueName("bb");
+            await server.Uds.MapRegionAsync(new MapRegionRequest { Name = name, Size = 1 << 20, CreateIfMissing = true, RequiredGranularity = Granularity.Page });
+            var pattern = Enumerable.Repeat((byte)0xAB, 64 * 1024).ToArray();
+            await server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = 0, Data = ByteString.CopyFrom(pattern) });
+            Assert.Empty((await server.Uds.GetRegionAsync(new GetRegionRequest { Name = name })).Region.BadRanges);
+
+            // One bad sector inside block 2 (file offset 8192 + 512) of the region file.
+            var file = Path.Combine(server.PoolPath, name);
+            var (logical, physical, length) = Filefrag(file).First(e => e.Logical <= 8192 && 8192 < e.Logical + e.Length);
+            var sector = (physical + 8192 + 512 - logical) / 512;
+            var badblocks = FakeFsdaxNamespace(sysfs, file, $"{sector} 1\n");
+            await Task.Delay(1100); // the service re-reads a region's list at most once a second
+
+            var info = (await server.Uds.GetRegionAsync(new GetRegionRequest { Name = name })).Region;
+            var range = Assert.Single(info.BadRanges);
+            Assert.Equal((8192UL, 4096UL), (range.Offset, range.Length));
+
+            // Reads beside the range succeed (through pread, the mcsafe path); reads touching it are DATA_LOSS.
+            var ok = await server.Uds.ReadRegionAsync(new ReadRegionRequest { Name = name, Offset = 0, Length = 8192 });
+            Assert.True(ok.Data.Span.SequenceEqual(pattern.AsSpan(0, 8192)));
+            var (_, _, error) = await AssertError(async () => await server.Uds.ReadRegionAsync(new ReadRegionRequest { Name = name, Offset = 8000, Length = 500 }),
+                StatusCode.DataLoss, PmemErrorReasons.BadBlock);
+            Assert.Equal("8192", error.Metadata["bad_offset"]);
+            Assert.Equal("4096", error.Metadata["bad_length"]);
+            await AssertError(async () =>
+            {
+                using var stream = server.Uds.StreamReadRegion(new StreamReadRegionRequest { Name = name, Length = 64 * 1024, ChunkSize = 4096 });
+                while (await stream.ResponseStream.MoveNext())
+                {
+                }
+            }, StatusCode.DataLoss, PmemErrorReasons.BadBlock);
+
+            // Readiness lists the region (Degraded: still serving).
+            var health = await server.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(r => r.Tags.Contains("readiness"));
+            var entry = health.Entries["bad_blocks"];
+            Assert.Equal(HealthStatus.Degraded, entry.Status);
+            Assert.Equal("[8192, 12288)", entry.Data[name]);
+
+            // A write over the range clears it first: the block is deallocated and allocated again, so
+            // the rest of the block reads as zeros; the neighbours keep their bytes.
+            await server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = 8192, Data = ByteString.CopyFrom(Enumerable.Repeat((byte)0xCD, 100).ToArray()) });
+            var bytes = File.ReadAllBytes(file);
+            Assert.False(bytes.AsSpan(0, 8192).ContainsAnyExcept((byte)0xAB));
+            Assert.False(bytes.AsSpan(8192, 100).ContainsAnyExcept((byte)0xCD));
+            Assert.False(bytes.AsSpan(8292, 12288 - 8292).ContainsAnyExcept((byte)0));
+            Assert.False(bytes.AsSpan(12288, (64 * 1024) - 12288).ContainsAnyExcept((byte)0xAB));
+
+            // Once the platform no longer lists it (here: the fake list is emptied), reads work again.
+            File.WriteAllText(badblocks, string.Empty);
+            Assert.Empty((await server.Uds.GetRegionAsync(new GetRegionRequest { Name = name })).Region.BadRanges);
+            var after = await server.Uds.ReadRegionAsync(new ReadRegionRequest { Name = name, Offset = 8192, Length = 100 });
+            Assert.False(after.Data.Span.ContainsAnyExcept((byte)0xCD));
+        }
+        finally
+        {
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    /// <summary>sys/dev/block/MAJ:MIN of the file's filesystem → .../ndbus0/region0/pfn0.1/block/pmem0
+    /// with the given badblocks text; returns the badblocks file.</summary>
+    private static string FakeFsdaxNamespace(string sysfs, string file, string badblocks)
+    {
+        var block = Directory.CreateDirectory(Path.Combine(sysfs, "devices", "platform", "e820_pmem", "ndbus0", "region0", "pfn0.1", "block", "pmem0")).FullName;
+        var list = Path.Combine(block, "badblocks");
+        File.WriteAllText(list, badblocks);
+        Directory.CreateDirectory(Path.Combine(sysfs, "dev", "block"));
+        File.CreateSymbolicLink(Path.Combine(sysfs, "dev", "block", Run("stat", "-c", "%Hd:%Ld", file).Trim()), block);
+        return list;
+    }
+
+    private static List<(ulong Logical, ulong Physical, ulong Length)> Filefrag(string path) =>
+        ExtentLine().Matches(Run("filefrag", "-v", "-b1", path)).Select(m => (
+            ulong.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture),
+            ulong.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture),
+            ulong.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture))).ToList();
+
+    private static string Run(string exe, params string[] args)
+    {
+        var psi = new ProcessStartInfo(exe, args) { RedirectStandardOutput = true };
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(30_000), $"{exe} did not finish");
+        Assert.Equal(0, p.ExitCode);
+        return output;
+    }
+
+    [GeneratedRegex(@"^\s*\d+:\s+(\d+)\.\.\s*\d+:\s+(\d+)\.\.\s*\d+:\s+(\d+):", RegexOptions.Multiline)]
+    private static partial Regex ExtentLine();
+}
