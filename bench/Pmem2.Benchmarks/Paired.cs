@@ -109,6 +109,43 @@ internal static class Paired
 
     private static string[][] s_filters = [];
 
+    /// <summary>
+    /// `paired-fused [rounds]`: our temporal copies with the fused copy + flush loop against the same
+    /// copies through the managed loops (one flush call per 256 B), interleaved in one process, so
+    /// the ratio (fused / managed) isolates that change from machine load and from native.
+    /// </summary>
+    public static int RunFused(string[] args)
+    {
+        int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 24;
+        Console.WriteLine($"fused loop available: {Pmem2.Internal.Flush.FusedCopy.IsAvailable} ({Pmem2.Internal.Flush.FusedCopy.UnavailableReason ?? "ok"}), engine {Pmem2.Internal.Mem.MemOps.EngineName}");
+        Console.WriteLine("| Size | Op | Medium | Granularity | fused median | managed median | paired ratio fused/managed |");
+        Console.WriteLine("|---|---|---|---|---:|---:|---:|");
+        foreach (var size in CopyBenchmarks.Sizes)
+        {
+            foreach (var op in new[] { CopyOp.MemcpyTemporal })
+            {
+                foreach (var medium in CopyBenchmarks.Media)
+                {
+                    var b = new CopyBenchmarks { Size = size, Op = op, Medium = medium, Granularity = Gran.CacheLine };
+                    b.Setup();
+                    try
+                    {
+                        Row(Label(size), op.ToString(), medium, Gran.CacheLine,
+                            () => { Pmem2.Internal.Flush.FusedCopy.Enabled = false; return b.Ours(); },
+                            () => { Pmem2.Internal.Flush.FusedCopy.Enabled = true; return b.Ours(); }, rounds);
+                    }
+                    finally
+                    {
+                        Pmem2.Internal.Flush.FusedCopy.Enabled = true;
+                        b.Cleanup();
+                    }
+                }
+            }
+        }
+
+        return 0;
+    }
+
     private static bool Selected(string size, string op, Medium medium, Gran gran)
     {
         if (s_filters.Length == 0)

@@ -14,12 +14,18 @@ namespace Pmem2.Internal.Flush;
 /// while hot, as libpmem2 does. The loop (System V: rdi = dst, rsi = src, rdx = length, a non-zero
 /// multiple of 256; dst 64-byte aligned) per 256-byte block:
 /// <code>
+///   copy block                             ; the first block: copy only
+///   add rsi, 256 / add rdi, 256 / sub rdx, 256
+///   jz done                                0F 84 rel32
 /// loop:
-///   vmovdqu ymm0..ymm7, [rsi + 0..224]     C5 FE 6F 86|k&lt;&lt;3 disp32   ; all loads first
-///   vmovdqu [rdi + 0..224], ymm0..ymm7     C5 FE 7F 87|k&lt;&lt;3 disp32
-///   clwb    [rdi + 0, 64, 128, 192]        66 0F AE B7 disp32            ; clflushopt: 66 0F AE BF, clflush: 0F AE BF
+///   copy block:
+///     vmovdqu ymm0..ymm7, [rsi + 0..224]   C5 FE 6F 86|k&lt;&lt;3 disp32   ; all loads first
+///     vmovdqu [rdi + 0..224], ymm0..ymm7   C5 FE 7F 87|k&lt;&lt;3 disp32
+///   clwb [rdi - 256, -192, -128, -64]      66 0F AE B7 disp32            ; the previous block; clflushopt: 66 0F AE BF, clflush: 0F AE BF
 ///   add rsi, 256 / add rdi, 256 / sub rdx, 256
 ///   jnz loop                               0F 85 rel32
+/// done:
+///   clwb [rdi - 256, -192, -128, -64]      ; the last block
 ///   vzeroupper                             C5 F8 77
 ///   ret                                    C3
 /// </code>
@@ -51,7 +57,11 @@ internal static unsafe class FusedCopy
     /// <summary>True when <paramref name="flush"/> is <see cref="EngineFlush"/>, the CPU flush the fused loop replaces.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Replaces(delegate*<byte*, nuint, void> flush) =>
-        s_routine != 0 && (nint)flush == (nint)EngineFlush;
+        s_routine != 0 && Enabled && (nint)flush == (nint)EngineFlush;
+
+    /// <summary>Benchmark seam: false makes every copy take the managed loops (the before/after of
+    /// the fused loop measured interleaved in one process, bench `paired-fused`).</summary>
+    internal static bool Enabled = true;
 
     /// <summary>
     /// VecLoops.MoveT&lt;AvxOps&gt; with the CPU flush, for len &gt; 64 and a forward copy: the head up
@@ -105,7 +115,9 @@ internal static unsafe class FusedCopy
         CpuFlush.FlushLines(pending, (nuint)(d - pending));
     }
 
-    /// <summary>The machine code of the fused loop for <paramref name="instruction"/>.</summary>
+    /// <summary>The machine code of the fused loop for <paramref name="instruction"/>. The lines of a
+    /// block are flushed one block later (after the next block's stores), so the CLWBs do not wait on
+    /// stores still in the store buffer; the last block is flushed after the loop.</summary>
     internal static byte[] Emit(Pmem2FlushInstruction instruction)
     {
         byte[] flush = instruction switch
@@ -116,31 +128,53 @@ internal static unsafe class FusedCopy
             _ => throw new ArgumentOutOfRangeException(nameof(instruction), instruction, "no machine code for this flush kind"),
         };
 
-        var code = new List<byte>(256);
+        var code = new List<byte>(512);
         void Disp32(int v) => code.AddRange(BitConverter.GetBytes(v));
-        for (var k = 0; k < 8; k++)
+        void CopyBlock()
         {
-            code.AddRange([0xC5, 0xFE, 0x6F, (byte)(0x86 | (k << 3))]); // vmovdqu ymmk, [rsi+32k]
-            Disp32(32 * k);
+            for (var k = 0; k < 8; k++)
+            {
+                code.AddRange([0xC5, 0xFE, 0x6F, (byte)(0x86 | (k << 3))]); // vmovdqu ymmk, [rsi+32k]
+                Disp32(32 * k);
+            }
+
+            for (var k = 0; k < 8; k++)
+            {
+                code.AddRange([0xC5, 0xFE, 0x7F, (byte)(0x87 | (k << 3))]); // vmovdqu [rdi+32k], ymmk
+                Disp32(32 * k);
+            }
         }
 
-        for (var k = 0; k < 8; k++)
+        void FlushPreviousBlock()
         {
-            code.AddRange([0xC5, 0xFE, 0x7F, (byte)(0x87 | (k << 3))]); // vmovdqu [rdi+32k], ymmk
-            Disp32(32 * k);
+            for (var line = 0; line < 4; line++)
+            {
+                code.AddRange(flush);                                        // clwb [rdi-256+64*line]
+                Disp32(-256 + (64 * line));
+            }
         }
 
-        for (var line = 0; line < 4; line++)
+        void Advance()
         {
-            code.AddRange(flush);                                        // clwb [rdi+64*line]
-            Disp32(64 * line);
+            code.AddRange([0x48, 0x81, 0xC6, 0x00, 0x01, 0x00, 0x00]);      // add rsi, 256
+            code.AddRange([0x48, 0x81, 0xC7, 0x00, 0x01, 0x00, 0x00]);      // add rdi, 256
+            code.AddRange([0x48, 0x81, 0xEA, 0x00, 0x01, 0x00, 0x00]);      // sub rdx, 256
         }
 
-        code.AddRange([0x48, 0x81, 0xC6, 0x00, 0x01, 0x00, 0x00]);      // add rsi, 256
-        code.AddRange([0x48, 0x81, 0xC7, 0x00, 0x01, 0x00, 0x00]);      // add rdi, 256
-        code.AddRange([0x48, 0x81, 0xEA, 0x00, 0x01, 0x00, 0x00]);      // sub rdx, 256
+        CopyBlock();                                                     // first block: copy only
+        Advance();
+        code.AddRange([0x0F, 0x84]);                                     // jz done
+        var jzAt = code.Count;
+        Disp32(0);
+        var loop = code.Count;
+        CopyBlock();
+        FlushPreviousBlock();
+        Advance();
         code.AddRange([0x0F, 0x85]);                                     // jnz loop
-        Disp32(-(code.Count + 4));
+        Disp32(loop - (code.Count + 4));
+        var done = code.Count;
+        BitConverter.GetBytes(done - (jzAt + 4)).CopyTo(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(code).Slice(jzAt, 4));
+        FlushPreviousBlock();                                            // the last block
         code.AddRange([0xC5, 0xF8, 0x77]);                               // vzeroupper
         code.Add(0xC3);                                                  // ret
         return [.. code];
