@@ -32,16 +32,21 @@ public sealed partial class BadBlockServiceTests
             await server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = 0, Data = ByteString.CopyFrom(pattern) });
             Assert.Empty((await server.Uds.GetRegionAsync(new GetRegionRequest { Name = name })).Region.BadRanges);
 
-            // One bad sector inside block 2 (file offset 8192 + 512) of the region file.
+            // One bad sector inside block 2 (file offset 8192 + 512) and one inside block 5 (20480 + 512).
             var file = Path.Combine(server.PoolPath, name);
-            var (logical, physical, length) = Filefrag(file).First(e => e.Logical <= 8192 && 8192 < e.Logical + e.Length);
-            var sector = (physical + 8192 + 512 - logical) / 512;
-            var badblocks = FakeFsdaxNamespace(sysfs, file, $"{sector} 1\n");
+            var extents = Filefrag(file);
+            ulong Sector(ulong fileOffset)
+            {
+                var (logical, physical, _) = extents.First(e => e.Logical <= fileOffset && fileOffset < e.Logical + e.Length);
+                return (physical + fileOffset - logical) / 512;
+            }
+
+            var sectors = new[] { Sector(8192 + 512), Sector(20480 + 512) }.Order();
+            var badblocks = FakeFsdaxNamespace(sysfs, file, string.Concat(sectors.Select(x => $"{x} 1\n")));
             await Task.Delay(1100); // the service re-reads a region's list at most once a second
 
             var info = (await server.Uds.GetRegionAsync(new GetRegionRequest { Name = name })).Region;
-            var range = Assert.Single(info.BadRanges);
-            Assert.Equal((8192UL, 4096UL), (range.Offset, range.Length));
+            Assert.Equal([(8192UL, 4096UL), (20480UL, 4096UL)], info.BadRanges.Select(r => (r.Offset, r.Length)).Order());
 
             // Reads beside the range succeed (through pread, the mcsafe path); reads touching it are DATA_LOSS.
             var ok = await server.Uds.ReadRegionAsync(new ReadRegionRequest { Name = name, Offset = 0, Length = 8192 });
@@ -62,16 +67,29 @@ public sealed partial class BadBlockServiceTests
             var health = await server.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(r => r.Tags.Contains("readiness"));
             var entry = health.Entries["bad_blocks"];
             Assert.Equal(HealthStatus.Degraded, entry.Status);
-            Assert.Equal("[8192, 12288)", entry.Data[name]);
+            var listed = (string)entry.Data[name];
+            Assert.Contains("[8192, 12288)", listed, StringComparison.Ordinal);
+            Assert.Contains("[20480, 24576)", listed, StringComparison.Ordinal);
 
             // A write over the range clears it first: the block is deallocated and allocated again, so
             // the rest of the block reads as zeros; the neighbours keep their bytes.
             await server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = 8192, Data = ByteString.CopyFrom(Enumerable.Repeat((byte)0xCD, 100).ToArray()) });
+            using (var call = server.Uds.StreamWriteRegion())
+            {
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 20480 } });
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Enumerable.Repeat((byte)0xEF, 100).ToArray()) });
+                await call.RequestStream.CompleteAsync();
+                Assert.Equal(100UL, (await call).BytesPersisted);
+            }
+
             var bytes = File.ReadAllBytes(file);
             Assert.False(bytes.AsSpan(0, 8192).ContainsAnyExcept((byte)0xAB));
             Assert.False(bytes.AsSpan(8192, 100).ContainsAnyExcept((byte)0xCD));
             Assert.False(bytes.AsSpan(8292, 12288 - 8292).ContainsAnyExcept((byte)0));
-            Assert.False(bytes.AsSpan(12288, (64 * 1024) - 12288).ContainsAnyExcept((byte)0xAB));
+            Assert.False(bytes.AsSpan(12288, 20480 - 12288).ContainsAnyExcept((byte)0xAB));
+            Assert.False(bytes.AsSpan(20480, 100).ContainsAnyExcept((byte)0xEF));
+            Assert.False(bytes.AsSpan(20580, 24576 - 20580).ContainsAnyExcept((byte)0));
+            Assert.False(bytes.AsSpan(24576, (64 * 1024) - 24576).ContainsAnyExcept((byte)0xAB));
 
             // Once the platform no longer lists it (here: the fake list is emptied), reads work again.
             File.WriteAllText(badblocks, string.Empty);

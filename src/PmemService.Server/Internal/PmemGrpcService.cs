@@ -263,6 +263,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
                 }
 
                 lease.ThrowIfDeleted();
+                _badBlocks.ClearBeforeWrite(lease, copiedEnd, length); // known bad ranges under the chunk, where allowed
                 // NT stores without drain (and no msync yet at PAGE): one barrier at the end.
                 map.CopyNonTemporalDeferred(copiedEnd, data);
                 crc.Append(data);
