@@ -25,6 +25,7 @@ public sealed class Pmem2BadBlockContext : IDisposable
 
     private readonly Pmem2Source _source;
     private readonly NdNamespace? _namespace;
+    private readonly bool _hasDevice;
     private readonly List<Pmem2BadBlock> _raw = [];
     private readonly FileExtent[]? _extents;
     private readonly ulong _blockSize;
@@ -34,10 +35,11 @@ public sealed class Pmem2BadBlockContext : IDisposable
     private Pmem2BadBlock _lastBadBlock;
     private bool _disposed;
 
-    private Pmem2BadBlockContext(Pmem2Source source, NdNamespace? ns, ulong namespaceResource, FileExtent[]? extents, ulong blockSize)
+    private Pmem2BadBlockContext(Pmem2Source source, NdNamespace? ns, ulong namespaceResource, FileExtent[]? extents, ulong blockSize, bool hasDevice = false)
     {
         _source = source;
         _namespace = ns;
+        _hasDevice = hasDevice || ns is not null;
         _namespaceResource = namespaceResource;
         _extents = extents;
         _blockSize = blockSize;
@@ -135,7 +137,7 @@ public sealed class Pmem2BadBlockContext : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         badBlock = default;
-        if (_namespace is null)
+        if (!_hasDevice)
         {
             return false;
         }
@@ -204,11 +206,20 @@ public sealed class Pmem2BadBlockContext : IDisposable
     /// any matching device, no bad blocks found" when the source is on no NVDIMM namespace).</summary>
     public Pmem2BadBlock Next() =>
         TryGetNext(out var bb) ? bb : throw new Pmem2Exception(Pmem2ErrorCode.NoBadBlockFound,
-            _namespace is null ? "Cannot find any matching device, no bad blocks found" : "no more bad blocks");
+            !_hasDevice ? "Cannot find any matching device, no bad blocks found" : "no more bad blocks");
 
     /// <summary>Whether the source is on an NVDIMM namespace whose bad blocks were read (false: no
     /// matching device, so no bad blocks can be known).</summary>
-    public bool HasDevice => _namespace is not null;
+    public bool HasDevice => _hasDevice;
+
+    /// <summary>Test seam: a context over given namespace-relative bad ranges and file extents (the
+    /// extent walk of <see cref="TryGetNext"/> without sysfs or FIEMAP).</summary>
+    internal static Pmem2BadBlockContext ForExtents(Pmem2Source source, IEnumerable<Pmem2BadBlock> ranges, FileExtent[]? extents, ulong blockSize)
+    {
+        var ctx = new Pmem2BadBlockContext(source, null, 0, extents, blockSize, hasDevice: true);
+        ctx._raw.AddRange(ranges);
+        return ctx;
+    }
 
     /// <summary>Every remaining bad range (pmem2_badblock_next until NO_BAD_BLOCK_FOUND).</summary>
     public IReadOnlyList<Pmem2BadBlock> ReadAll()

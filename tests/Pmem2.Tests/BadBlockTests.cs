@@ -152,6 +152,24 @@ public sealed partial class BadBlockTests : IDisposable
         Assert.Equal("Anonymous source does not support bad blocks", n.Message);
     }
 
+    /// <summary>The extent walk on synthetic extents: a range spanning two physically adjacent extents
+    /// yields one block-rounded result per extent, a range in no extent is skipped, a range inside a
+    /// later extent maps through that extent's logical offset.</summary>
+    [Fact]
+    public void ARangeSpanningTwoExtentsYieldsOneResultPerExtent()
+    {
+        const ulong p0 = 245 * 4096;
+        FileExtent[] extents = [new(0, p0, 8192), new(8192, p0 + 8192, 8192), new(65536, 500 * 4096, 4096)];
+        Pmem2BadBlock[] ranges = [new(p0 + 4096 + 100, 8192), new(1000, 512), new((500 * 4096) + 512, 512)];
+        using var file = new TempFile(4096);
+        using var src = file.OpenSource();
+        using var ctx = Pmem2BadBlockContext.ForExtents(src, ranges, extents, 4096);
+        Assert.Equal([new Pmem2BadBlock(4096, 4096), new Pmem2BadBlock(8192, 8192), new Pmem2BadBlock(65536, 4096)], ctx.ReadAll());
+
+        using var devdax = Pmem2BadBlockContext.ForExtents(src, ranges, null, 0);
+        Assert.Equal(ranges, devdax.ReadAll());
+    }
+
     [Fact]
     public void SysfsBadblocksFormatIsParsedLikeTheKernelWritesIt()
     {
