@@ -181,7 +181,7 @@ public sealed partial class BadBlockTests : IDisposable
     /// <summary>An fallocated 1 MiB + a 256 KiB piece at 3 MiB: two unwritten extents on ext4.</summary>
     private static TempFile TwoExtentFile(out Microsoft.Win32.SafeHandles.SafeFileHandle handle)
     {
-        var file = new TempFile(0, "pmem2-bb");
+        var file = new TempFile(0, "pmem2-bb", ExtentDirectory.Path);
         handle = file.OpenHandle();
         Pmem2Files.Allocate(handle, 1 << 20);
         Assert.Equal(0, Internal.Interop.LibC.fallocate(handle, 0, 3 << 20, 256 << 10));
@@ -231,4 +231,29 @@ public sealed partial class BadBlockTests : IDisposable
 
     [GeneratedRegex(@"^\s*\d+:\s+(\d+)\.\.\s*\d+:\s+(\d+)\.\.\s*\d+:\s+(\d+):", RegexOptions.Multiline)]
     private static partial Regex ExtentLine();
+}
+
+/// <summary>A directory on a filesystem with FIEMAP and fallocate (ext4 / xfs / btrfs): the temp
+/// directory if it is one, else /var/tmp (tmpfs has no FIEMAP). Fails, naming both, when neither is.</summary>
+internal static class ExtentDirectory
+{
+    public static string Path { get; } = Find();
+
+    private static string Find()
+    {
+        string[] candidates = [System.IO.Path.GetTempPath(), "/var/tmp"];
+        foreach (var dir in candidates)
+        {
+            var psi = new ProcessStartInfo("stat", ["-f", "-c", "%T", dir]) { RedirectStandardOutput = true };
+            using var p = Process.Start(psi)!;
+            var type = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit(10_000);
+            if (type is "ext2/ext3" or "xfs" or "btrfs")
+            {
+                return dir;
+            }
+        }
+
+        throw new InvalidOperationException($"bad-block tests need FIEMAP: neither {string.Join(" nor ", candidates)} is on ext4, xfs or btrfs");
+    }
 }

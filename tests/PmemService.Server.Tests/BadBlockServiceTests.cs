@@ -20,7 +20,10 @@ public sealed partial class BadBlockServiceTests
     [Fact]
     public async Task BadRangesAreReportedRefusedOnReadAndClearedByAWrite()
     {
-        var root = Path.Combine(Path.GetTempPath(), "pmemsvc-bb-" + Guid.NewGuid().ToString("N")[..10]);
+        // The pool must be on a filesystem with FIEMAP (ext4 here; tmpfs has none): the temp directory or /var/tmp.
+        var baseDir = new[] { Path.GetTempPath(), "/var/tmp" }.FirstOrDefault(d => Run("stat", "-f", "-c", "%T", d).Trim() is "ext2/ext3" or "xfs" or "btrfs")
+            ?? throw new InvalidOperationException("bad-block service test needs a temp directory on ext4, xfs or btrfs (FIEMAP)");
+        var root = Path.Combine(baseDir, "pmemsvc-bb-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(root);
         var sysfs = Path.Combine(root, "sys");
         try
