@@ -8,13 +8,16 @@ namespace Pmem2.Benchmarks;
 /// rounds (native, ours, ours, native, ...), each round a batch of calls lasting ~2 ms, the
 /// ratio taken per round pair and then the median. On a machine shared with other work this is
 /// far more robust than comparing two separately measured means, because both sides see the same
-/// load at nearly the same moment. Prints Markdown. Usage: paired [rounds]
+/// load at nearly the same moment. Prints Markdown. Usage: paired [rounds] [row filter ...], a row
+/// filter being size:op:medium:granularity with * for any field and sizes without spaces, e.g.
+/// <c>paired 24 64KiB:MemsetDefault:Shm:CacheLine 16MiB:*:Shm:*</c> (no filter: every row).
 /// </summary>
 internal static class Paired
 {
     public static int Run(string[] args)
     {
         int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 24;
+        s_filters = args.Skip(2).Select(f => f.Split(':')).ToArray();
         // Process-wide warm-up: one throw-away row, so the first printed row is not measured while
         // shared code paths are still being tiered up.
         {
@@ -40,6 +43,11 @@ internal static class Paired
                 {
                     foreach (var gran in CopyBenchmarks.Grans)
                     {
+                        if (!Selected(Label(size), op.ToString(), medium, gran))
+                        {
+                            continue;
+                        }
+
                         var b = new CopyBenchmarks { Size = size, Op = op, Medium = medium, Granularity = gran };
                         b.Setup();
                         try
@@ -61,6 +69,11 @@ internal static class Paired
             {
                 foreach (var gran in PersistBenchmarks.Grans)
                 {
+                    if (!Selected(Label(size), "Persist", medium, gran))
+                    {
+                        continue;
+                    }
+
                     var b = new PersistBenchmarks { Size = size, Medium = medium, Granularity = gran };
                     b.Setup();
                     try
@@ -75,6 +88,11 @@ internal static class Paired
             }
         }
 
+        if (s_filters.Length > 0)
+        {
+            return 0;
+        }
+
         var c = new CallOverheadBenchmarks();
         c.Setup();
         try
@@ -87,6 +105,56 @@ internal static class Paired
         }
 
         return 0;
+    }
+
+    private static string[][] s_filters = [];
+
+    /// <summary>
+    /// `paired-fused [rounds]`: our temporal copies with the fused copy + flush loop against the same
+    /// copies through the managed loops (one flush call per 256 B), interleaved in one process, so
+    /// the ratio (fused / managed) isolates that change from machine load and from native.
+    /// </summary>
+    public static int RunFused(string[] args)
+    {
+        int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 24;
+        Console.WriteLine($"fused loop available: {Pmem2.Internal.Flush.FusedCopy.IsAvailable} ({Pmem2.Internal.Flush.FusedCopy.UnavailableReason ?? "ok"}), engine {Pmem2.Internal.Mem.MemOps.EngineName}");
+        Console.WriteLine("| Size | Op | Medium | Granularity | fused median | managed median | paired ratio fused/managed |");
+        Console.WriteLine("|---|---|---|---|---:|---:|---:|");
+        foreach (var size in CopyBenchmarks.Sizes)
+        {
+            foreach (var op in new[] { CopyOp.MemcpyTemporal })
+            {
+                foreach (var medium in CopyBenchmarks.Media)
+                {
+                    var b = new CopyBenchmarks { Size = size, Op = op, Medium = medium, Granularity = Gran.CacheLine };
+                    b.Setup();
+                    try
+                    {
+                        Row(Label(size), op.ToString(), medium, Gran.CacheLine,
+                            () => { Pmem2.Internal.Flush.FusedCopy.Enabled = false; return b.Ours(); },
+                            () => { Pmem2.Internal.Flush.FusedCopy.Enabled = true; return b.Ours(); }, rounds);
+                    }
+                    finally
+                    {
+                        Pmem2.Internal.Flush.FusedCopy.Enabled = true;
+                        b.Cleanup();
+                    }
+                }
+            }
+        }
+
+        return 0;
+    }
+
+    private static bool Selected(string size, string op, Medium medium, Gran gran)
+    {
+        if (s_filters.Length == 0)
+        {
+            return true;
+        }
+
+        string[] fields = [size.Replace(" ", string.Empty, StringComparison.Ordinal), op, medium.ToString(), gran.ToString()];
+        return s_filters.Any(f => f.Length == 4 && f.Zip(fields).All(p => p.First == "*" || string.Equals(p.First, p.Second, StringComparison.OrdinalIgnoreCase)));
     }
 
     private static void Row(string size, string op, Medium medium, Gran gran, Func<nint> native, Func<nint> ours, int rounds, bool print = true)

@@ -49,13 +49,18 @@ public sealed unsafe partial class Pmem2Map : IDisposable
         // is unavailable, PAGE copies skip it, since the msync that follows them writes back the range.
         // The engines' flush is uncounted (Pmem2Diagnostics counts flush_fn calls, not the per-block
         // flushes inside a copy).
-        delegate*<byte*, nuint, void> flush = &CpuFlush.FlushLines;
+        delegate*<byte*, nuint, void> flush = FusedCopy.EngineFlush; // &CpuFlush.FlushLines
         if (_granularity == Pmem2Granularity.Page && CpuFlush.Instruction == Pmem2FlushInstruction.Msync)
         {
             flush = &CpuFlush.FlushNone;
         }
 
         _flusher = new MemFlusher(flush, CpuFlush.FenceAfterNonTemporal);
+        Pmem2EventSource.Log.MapCreated((long)mapping.Address, (long)_size, _granularity.ToString(), IsMapSync);
+        if (CpuFlush.FallbackReason is { } reason)
+        {
+            Pmem2EventSource.Log.FlushFallback(reason);
+        }
     }
 
     /// <summary>pmem2_map_new: maps <paramref name="source"/> as described by <paramref name="config"/>.

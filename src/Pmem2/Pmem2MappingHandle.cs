@@ -44,6 +44,8 @@ public sealed class Pmem2MappingHandle : SafeBuffer
     /// <inheritdoc />
     protected override unsafe bool ReleaseHandle()
     {
+        Pmem2EventSource.Log.MapReleased(handle, (long)_reservedLength);
+
         // Unregister first (under the registry's write lock, so no PAGE persist walk is still using the
         // range), then give the address range back to the kernel.
         if (_registered)

@@ -10,7 +10,7 @@ namespace Pmem2;
 /// device DAX, or anonymous memory. Creation validates the descriptor like pmem2_source_from_fd
 /// (access mode and file type); size and alignment are asked for live.
 /// </summary>
-public sealed class Pmem2Source : IDisposable
+public sealed partial class Pmem2Source : IDisposable
 {
     private readonly SafeFileHandle? _handle;
     private readonly bool _ownsHandle;
@@ -27,7 +27,8 @@ public sealed class Pmem2Source : IDisposable
         FileSystemDevice = dev;
     }
 
-    /// <summary>pmem2_source_from_fd over a handle. The handle is not duplicated nor owned.</summary>
+    /// <summary>pmem2_source_from_fd over a handle, borrowed: not duplicated, not disposed by the source
+    /// (see <see cref="FromHandle(SafeFileHandle, bool)"/> to transfer ownership).</summary>
     public static Pmem2Source FromHandle(SafeFileHandle handle)
     {
         ArgumentNullException.ThrowIfNull(handle);
@@ -35,8 +36,16 @@ public sealed class Pmem2Source : IDisposable
         return FromValidatedHandle(handle, ownsHandle: false);
     }
 
-    /// <summary>pmem2_source_from_fd over a raw descriptor (not owned).</summary>
-    public static Pmem2Source FromFileDescriptor(int fd)
+    /// <summary>pmem2_source_from_fd over a raw descriptor (borrowed: not duplicated, not closed).</summary>
+    [Obsolete("Ownership of the descriptor is implicit here (borrowed). Use FromBorrowedFileDescriptor(fd) or FromOwnedFileDescriptor(fd).")]
+    public static Pmem2Source FromFileDescriptor(int fd) => FromBorrowedFileDescriptor(fd);
+
+    /// <summary>
+    /// pmem2_source_from_fd over a raw descriptor the caller keeps owning: it is neither duplicated nor
+    /// closed by the source. Keep it open until the source is disposed (size queries, deep flush and
+    /// mcsafe I/O use it; maps created from the source do not need it after creation).
+    /// </summary>
+    public static Pmem2Source FromBorrowedFileDescriptor(int fd)
     {
         PlatformGuard.EnsureSupported();
         if (fd < 0)

@@ -99,6 +99,9 @@ public static class PmemErrorReasons
     /// <summary>An I/O error (EIO, poisoned memory) while accessing the region, or a failed persist
     /// (msync error of any errno): sticky for the mapping until the region is unmapped and mapped again.</summary>
     public const string IoError = "IO_ERROR";
+    /// <summary>The request touches a known bad range (NVDIMM bad block) of the region; ErrorInfo
+    /// metadata bad_offset / bad_length give the range.</summary>
+    public const string BadBlock = "BAD_BLOCK";
 
     // INTERNAL
     /// <summary>An unexpected pmem2 error.</summary>

@@ -48,6 +48,7 @@ public static class PmemServiceCollectionExtensions
         services.TryAddSingleton<PmemMetrics>();
         services.TryAddSingleton<RegionManager>();
         services.TryAddSingleton<UnixSocketWatch>();
+        services.TryAddSingleton<RegionBadBlocks>();
         services.AddHostedService<PmemHostedService>();
 
         services.AddGrpc();
@@ -68,7 +69,8 @@ public static class PmemServiceCollectionExtensions
             options.Services.Map(ReadinessService, result => result.Tags.Contains("readiness"));
         })
             .AddCheck("process", () => HealthCheckResult.Healthy("running"), tags: ["liveness"])
-            .AddCheck<PoolReadinessHealthCheck>("pool", tags: ["readiness"]);
+            .AddCheck<PoolReadinessHealthCheck>("pool", tags: ["readiness"])
+            .AddCheck<BadBlocksHealthCheck>("bad_blocks", tags: ["readiness"]);
 
         services.AddSerilog((provider, logger) =>
         {

@@ -15,6 +15,10 @@ public sealed class PmemServiceOptions
     /// <summary>Pool directory holding one file per region (relative paths resolve against the working directory).</summary>
     public string PoolPath { get; set; } = "data/pool";
 
+    /// <summary>Where sysfs is mounted, for NVDIMM bad-block lookups (default /sys; a container may
+    /// bind-mount the host's elsewhere).</summary>
+    public string SysfsRoot { get; set; } = "/sys";
+
     /// <summary>Unix domain socket path; empty disables the socket listener.</summary>
     public string UnixSocketPath { get; set; } = "data/pmem.sock";
 

@@ -185,14 +185,14 @@ public class NativeParityTests
         var fd = OpenDirectory(dir.Path);
         try
         {
-            Check(NativePmem2.pmem2_source_from_fd(out _, fd), () => Pmem2Source.FromFileDescriptor(fd));
+            Check(NativePmem2.pmem2_source_from_fd(out _, fd), () => Pmem2Source.FromBorrowedFileDescriptor(fd));
         }
         finally
         {
             CloseFd(fd);
         }
 
-        Check(NativePmem2.pmem2_source_from_fd(out _, 1_000_000), () => Pmem2Source.FromFileDescriptor(1_000_000));
+        Check(NativePmem2.pmem2_source_from_fd(out _, 1_000_000), () => Pmem2Source.FromBorrowedFileDescriptor(1_000_000));
 
         Assert.Equal(0, NativePmem2.pmem2_source_from_anon(out var anon, 0));
         try

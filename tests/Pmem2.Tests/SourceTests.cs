@@ -25,7 +25,7 @@ public class SourceTests
         using var file = new TempFile(4096);
         using var handle = file.OpenHandle();
         var fd = (int)handle.DangerousGetHandle();
-        using (var src = Pmem2Source.FromFileDescriptor(fd))
+        using (var src = Pmem2Source.FromBorrowedFileDescriptor(fd))
         {
             Assert.Equal(fd, src.GetFileDescriptor());
             Assert.Equal(4096UL, src.GetSize());
@@ -55,9 +55,9 @@ public class SourceTests
         T.Fails(Pmem2ErrorCode.InvalidFileHandle, () => Pmem2Source.FromHandle(handle));
         // A raw descriptor number that is no longer open (fcntl: EBADF). Use a number far above any
         // descriptor this process can have open so a parallel test cannot reuse it.
-        var e = T.Fails(Pmem2ErrorCode.InvalidFileHandle, () => Pmem2Source.FromFileDescriptor(1_000_000));
+        var e = T.Fails(Pmem2ErrorCode.InvalidFileHandle, () => Pmem2Source.FromBorrowedFileDescriptor(1_000_000));
         Assert.Equal("fcntl: Bad file descriptor", e.Message);
-        T.Fails(Pmem2ErrorCode.InvalidFileHandle, () => Pmem2Source.FromFileDescriptor(-1));
+        T.Fails(Pmem2ErrorCode.InvalidFileHandle, () => Pmem2Source.FromBorrowedFileDescriptor(-1));
         Assert.True(fd >= 0);
     }
 
@@ -89,7 +89,7 @@ public class SourceTests
     public void SocketIsRefused()
     {
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        var e = T.Fails(Pmem2ErrorCode.InvalidFileType, () => Pmem2Source.FromFileDescriptor((int)socket.Handle));
+        var e = T.Fails(Pmem2ErrorCode.InvalidFileType, () => Pmem2Source.FromBorrowedFileDescriptor((int)socket.Handle));
         Assert.Equal("file type 0140000 not supported", e.Message);
     }
 

@@ -7,9 +7,9 @@ namespace Pmem2.Tests;
 /// <summary>A (sparse) temporary file under Path.GetTempPath(), deleted on dispose.</summary>
 internal sealed class TempFile : IDisposable
 {
-    public TempFile(long size, string? prefix = null)
+    public TempFile(long size, string? prefix = null, string? directory = null)
     {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"{prefix ?? "pmem2-test"}-{Guid.NewGuid():N}");
+        Path = System.IO.Path.Combine(directory ?? System.IO.Path.GetTempPath(), $"{prefix ?? "pmem2-test"}-{Guid.NewGuid():N}");
         using var fs = new FileStream(Path, FileMode.CreateNew, FileAccess.ReadWrite);
         fs.SetLength(size);
     }

@@ -62,6 +62,12 @@ internal static class NativePmem2
     [DllImport(Lib)] public static extern int pmem2_source_pread_mcsafe(nint src, nint buf, nuint size, nuint offset);
     [DllImport(Lib)] public static extern int pmem2_source_pwrite_mcsafe(nint src, nint buf, nuint size, nuint offset);
 
+    // --- bad blocks (struct pmem2_badblock { size_t offset; size_t length; } as a 2-element array) ---
+    [DllImport(Lib)] public static extern int pmem2_badblock_context_new(out nint bbctx, nint src);
+    [DllImport(Lib)] public static extern int pmem2_badblock_next(nint bbctx, [Out] nuint[] bb);
+    [DllImport(Lib)] public static extern int pmem2_badblock_clear(nint bbctx, nuint[] bb);
+    [DllImport(Lib)] public static extern void pmem2_badblock_context_delete(ref nint bbctx);
+
     // --- map ----------------------------------------------------------------------------
     [DllImport(Lib)] public static extern int pmem2_map_new(out nint map, nint cfg, nint src);
     [DllImport(Lib)] public static extern int pmem2_map_delete(ref nint map);
@@ -132,6 +138,11 @@ internal static class NativePmem2
 
     [DllImport(LibC, EntryPoint = "setenv")] private static extern int setenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
     [DllImport(LibC, EntryPoint = "unsetenv")] private static extern int unsetenv([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
+
+    /// <summary>Sets (or, with null, removes) a variable in libc's environment only (as native code
+    /// in the process would), leaving .NET's copy alone.</summary>
+    public static void SetLibcEnvironmentOnly(string name, string? value) =>
+        _ = value is null ? unsetenv(name) : setenv(name, value, 1);
 
     /// <summary>Sets (or, with null, removes) a variable in both the native and the managed environment.</summary>
     public static void SetNativeEnvironment(string name, string? value)

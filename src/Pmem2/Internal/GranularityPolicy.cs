@@ -43,12 +43,26 @@ internal static class GranularityPolicy
     }
 
     /// <summary>
-    /// PMEM2_FORCE_GRANULARITY, read on every map: BYTE, CACHE_LINE, CACHELINE or PAGE, case-insensitive;
+    /// PMEM2_FORCE_GRANULARITY, read on every map like libpmem2's secure_getenv: from libc's environment
+    /// (a native setenv is seen; .NET's Environment.SetEnvironmentVariable is not), and ignored in
+    /// setuid / setgid processes (AT_SECURE). BYTE, CACHE_LINE, CACHELINE or PAGE, case-insensitive;
     /// anything else (libpmem2 logs it) is ignored.
     /// </summary>
     public static Pmem2Granularity? ReadForcedGranularity()
     {
-        var value = Environment.GetEnvironmentVariable(ForceVariable);
+        var value = ProcessEnvironment.GetSecure(ForceVariable);
+        var forced = ParseForcedGranularity(value);
+        if (forced is { } g)
+        {
+            Pmem2EventSource.Log.GranularityForced(value!, g.ToString());
+        }
+
+        return forced;
+    }
+
+    /// <summary>The PMEM2_FORCE_GRANULARITY spellings (null: not forced).</summary>
+    internal static Pmem2Granularity? ParseForcedGranularity(string? value)
+    {
         if (value is null)
         {
             return null;

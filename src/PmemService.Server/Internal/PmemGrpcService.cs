@@ -25,10 +25,12 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
     private readonly PmemServiceOptions _options;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<PmemGrpcService> _logger;
+    private readonly RegionBadBlocks _badBlocks;
 
     public PmemGrpcService(RegionManager regions, PmemMetrics metrics, IOptions<PmemServiceOptions> options,
-        IHostApplicationLifetime lifetime, ILogger<PmemGrpcService> logger)
+        IHostApplicationLifetime lifetime, ILogger<PmemGrpcService> logger, RegionBadBlocks badBlocks)
     {
+        _badBlocks = badBlocks;
         _regions = regions;
         _metrics = metrics;
         _options = options.Value;
@@ -50,7 +52,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
     }
 
     public override Task<GetRegionResponse> GetRegion(GetRegionRequest request, ServerCallContext context) =>
-        Task.FromResult(new GetRegionResponse { Region = _regions.Get(request.Name) });
+        Task.FromResult(new GetRegionResponse { Region = _badBlocks.Annotate(_regions.Get(request.Name), Path.Combine(_regions.PoolPath, request.Name)) });
 
     public override Task<ListRegionsResponse> ListRegions(ListRegionsRequest request, ServerCallContext context)
     {
@@ -75,6 +77,8 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         RegionRange.Check(lease.Name, lease.Size, request.Offset, length, "offset", "data");
         if (length > 0)
         {
+            _badBlocks.ClearBeforeWrite(lease, request.Offset, length); // known bad ranges under the write, where allowed
+
             // The one copy of the data path: message bytes straight into the mapping.
             if (request.DeferPersist)
             {
@@ -119,6 +123,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
 
         // Unary reads pread the mapped file once into a fresh array that the ByteString then owns
         // (UnsafeWrap over an array nobody else references): never a view of the mapping itself.
+        _badBlocks.ThrowIfTouched(lease.Name, lease.Region.Path, request.Offset, request.Length); // DATA_LOSS BAD_BLOCK
         var buffer = GC.AllocateUninitializedArray<byte>((int)request.Length);
         lease.Read(request.Offset, buffer); // pread: a truncated file is REGION_FILE_CHANGED, not SIGBUS
         _metrics.Read(buffer.Length, "ReadRegion");
@@ -166,6 +171,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
                 context.CancellationToken.ThrowIfCancellationRequested();
                 lease.ThrowIfDeleted();
                 var n = (int)Math.Min((ulong)chunk, end - offset);
+                _badBlocks.ThrowIfTouched(lease.Name, lease.Region.Path, offset, (ulong)n); // DATA_LOSS BAD_BLOCK
                 lease.Read(offset, buffer.AsSpan(0, n));
                 await responseStream.WriteAsync(new StreamReadRegionResponse
                 {
@@ -275,6 +281,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
                 }
 
                 lease.ThrowIfDeleted();
+                _badBlocks.ClearBeforeWrite(lease, copiedEnd, length); // known bad ranges under the chunk, where allowed
                 // NT stores without drain (and no msync yet at PAGE): one barrier at the end.
                 map.CopyNonTemporalDeferred(copiedEnd, data);
                 crc.Append(data);

@@ -75,7 +75,7 @@ internal static class OursSide
         Pmem2Source? created = null;
         var outcome = Run(() =>
         {
-            created = Pmem2Source.FromFileDescriptor(fd);
+            created = Pmem2Source.FromBorrowedFileDescriptor(fd);
             return Outcome.Ok();
         });
         src = created;

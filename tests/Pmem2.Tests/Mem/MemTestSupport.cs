@@ -30,7 +30,7 @@ internal sealed class PinnedBuffer
 public static class MemMatrix
 {
     internal const string Avx512SkipReason =
-        "This CPU lacks AVX-512F (Avx512F.IsSupported is false), so the avx512f engine cannot run here.";
+        "This CPU lacks AVX-512F (Avx512F.IsSupported is false), so the avx512f engine cannot run here; its loops run over the SSE2 model of its registers instead (engine avx512f-model, same tests).";
 
     /// <summary>The flag sets of memmove_common.c's Flags[].</summary>
     public static readonly uint[] FlagSets =

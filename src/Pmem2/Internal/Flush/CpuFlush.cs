@@ -261,8 +261,8 @@ internal static unsafe class CpuFlush
                 hasClflush: Pmem2Platform.IsSupported && CpuIdBit(1, 0, Reg.Edx, 19),
                 hasClflushopt: Pmem2Platform.IsSupported && CpuIdBit(7, 0, Reg.Ebx, 23),
                 hasClwb: Pmem2Platform.IsSupported && CpuIdBit(7, 0, Reg.Ebx, 24),
-                noClwb: Environment.GetEnvironmentVariable("PMEM_NO_CLWB"),
-                noClflushopt: Environment.GetEnvironmentVariable("PMEM_NO_CLFLUSHOPT"));
+                noClwb: ProcessEnvironment.Get("PMEM_NO_CLWB"),
+                noClflushopt: ProcessEnvironment.Get("PMEM_NO_CLFLUSHOPT"));
             if (instruction == Pmem2FlushInstruction.Msync)
             {
                 return new Selection(instruction, 0, Pmem2Platform.IsSupported ? "CPUID reports no CLFLUSH" : "not an x86-64 Linux process");

@@ -72,8 +72,18 @@ internal sealed unsafe class SimdEngine<T> : MemEngine
     public override void MoveNt(byte* dst, byte* src, nuint len, delegate*<byte*, nuint, void> flush) =>
         VecLoops.MoveNt<T>(dst, src, len, flush, _wc);
 
-    public override void MoveT(byte* dst, byte* src, nuint len, delegate*<byte*, nuint, void> flush) =>
+    public override void MoveT(byte* dst, byte* src, nuint len, delegate*<byte*, nuint, void> flush)
+    {
+        // AVX with the CPU flush: forward copies past one line take the fused copy + flush loop
+        // (one unmanaged call for the 256-byte blocks instead of one per block).
+        if (typeof(T) == typeof(AvxOps) && len > 64 && (nuint)(dst - src) >= len && Flush.FusedCopy.Replaces(flush))
+        {
+            Flush.FusedCopy.MoveTFw(dst, src, len);
+            return;
+        }
+
         VecLoops.MoveT<T>(dst, src, len, flush);
+    }
 
     public override void SetNt(byte* dst, byte value, nuint len, delegate*<byte*, nuint, void> flush) =>
         VecLoops.SetNt<T>(dst, value, len, flush, _wc);

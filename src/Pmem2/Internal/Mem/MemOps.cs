@@ -43,8 +43,8 @@ internal readonly unsafe struct MemFlusher
 /// </summary>
 internal static unsafe class MemOps
 {
-    private static readonly MemEngine s_engine = MemConfig.SelectEngine(Environment.GetEnvironmentVariable);
-    private static readonly nuint s_threshold = MemConfig.ParseThreshold(Environment.GetEnvironmentVariable("PMEM_MOVNT_THRESHOLD"));
+    private static readonly MemEngine s_engine = MemConfig.SelectEngine(ProcessEnvironment.Get);
+    private static readonly nuint s_threshold = MemConfig.ParseThreshold(ProcessEnvironment.Get("PMEM_MOVNT_THRESHOLD"));
 
     /// <summary>Name of the engine chosen at start-up ("avx512f", "avx", "sse2", "generic", "libc").</summary>
     public static string EngineName => s_engine.Name;

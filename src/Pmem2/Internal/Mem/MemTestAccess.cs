@@ -8,10 +8,17 @@ namespace Pmem2.Internal.Mem;
 /// </summary>
 internal static unsafe class MemTestAccess
 {
-    /// <summary>Every engine, supported or not, in both WC-workaround variants where it has one.</summary>
+    /// <summary>The AVX-512F engine's loops over <see cref="Avx512ModelOps"/>: runs on every x86-64 CPU
+    /// (test-only, never selected at run time).</summary>
+    public static MemEngine Avx512FModel { get; } =
+        new SimdEngine<Avx512ModelOps>("avx512f-model", System.Runtime.Intrinsics.X86.Sse2.X64.IsSupported, wcBarrier: false);
+
+    /// <summary>Every engine, supported or not, in both WC-workaround variants where it has one, plus
+    /// the AVX-512F model.</summary>
     public static IReadOnlyList<MemEngine> AllEngines { get; } =
     [
         MemEngine.Avx512F(),
+        Avx512FModel,
         MemEngine.Avx(wcBarrier: false),
         MemEngine.Avx(wcBarrier: true),
         MemEngine.Sse2(wcBarrier: false),
