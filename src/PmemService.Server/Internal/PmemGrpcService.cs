@@ -123,7 +123,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
 
         // Unary reads pread the mapped file once into a fresh array that the ByteString then owns
         // (UnsafeWrap over an array nobody else references): never a view of the mapping itself.
-        _badBlocks.ThrowIfTouched(lease.Name, lease.Region.Path, request.Offset, request.Length); // DATA_LOSS BAD_BLOCK
+        _badBlocks.ThrowIfTouched(lease.Name, _badBlocks.PathOf(lease.Name), request.Offset, request.Length); // DATA_LOSS BAD_BLOCK
         var buffer = GC.AllocateUninitializedArray<byte>((int)request.Length);
         lease.Read(request.Offset, buffer); // pread: a truncated file is REGION_FILE_CHANGED, not SIGBUS
         _metrics.Read(buffer.Length, "ReadRegion");
@@ -171,7 +171,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
                 context.CancellationToken.ThrowIfCancellationRequested();
                 lease.ThrowIfDeleted();
                 var n = (int)Math.Min((ulong)chunk, end - offset);
-                _badBlocks.ThrowIfTouched(lease.Name, lease.Region.Path, offset, (ulong)n); // DATA_LOSS BAD_BLOCK
+                _badBlocks.ThrowIfTouched(lease.Name, _badBlocks.PathOf(lease.Name), offset, (ulong)n); // DATA_LOSS BAD_BLOCK
                 lease.Read(offset, buffer.AsSpan(0, n));
                 await responseStream.WriteAsync(new StreamReadRegionResponse
                 {

@@ -22,13 +22,18 @@ internal sealed class RegionBadBlocks
 
     private readonly ConcurrentDictionary<string, Entry> _cache = new(StringComparer.Ordinal);
     private readonly string _sysfsRoot;
+    private readonly string _poolPath;
     private readonly ILogger<RegionBadBlocks> _logger;
 
     public RegionBadBlocks(IOptions<PmemServiceOptions> options, ILogger<RegionBadBlocks> logger)
     {
         _sysfsRoot = string.IsNullOrEmpty(options.Value.SysfsRoot) ? "/sys" : options.Value.SysfsRoot;
+        _poolPath = options.Value.FullPoolPath;
         _logger = logger;
     }
+
+    /// <summary>The path of region <paramref name="name"/>'s file (bad ranges are looked up per file).</summary>
+    public string PathOf(string name) => Path.Combine(_poolPath, name);
 
     /// <summary>The known bad ranges of the region file at <paramref name="path"/> (empty when none or
     /// when they cannot be read; a scan failure is logged, not thrown).</summary>
@@ -85,7 +90,7 @@ internal sealed class RegionBadBlocks
     /// </summary>
     public int ClearBeforeWrite(RegionLease lease, ulong offset, ulong length)
     {
-        var path = lease.Region.Path;
+        var path = PathOf(lease.Name);
         var touched = Known(path).Where(bb => bb.Overlaps(offset, length)).ToList();
         if (touched.Count == 0)
         {

@@ -22,7 +22,6 @@ internal static unsafe partial class LibC
     /// <summary>ND_IOCTL_CLEAR_ERROR = _IOWR('N', ND_CMD_CLEAR_ERROR (4), struct nd_cmd_clear_error) (32 bytes).</summary>
     public const uint ND_IOCTL_CLEAR_ERROR = 0xC0204E04;
 
-    public const int ENOENT = 2;
     public const int ENXIO = 6;
     public const int ENOTTY = 25;
 
