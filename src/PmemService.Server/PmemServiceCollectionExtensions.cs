@@ -50,6 +50,11 @@ public static class PmemServiceCollectionExtensions
         services.AddHostedService<PmemHostedService>();
 
         services.AddGrpc();
+        // pmem.v1 is bound with the zero-copy data-path marshallers (DataPath/PmemMethodProvider); the
+        // service is stateless, so one instance serves every call.
+        services.TryAddSingleton<PmemGrpcService>();
+        services.AddHttpContextAccessor();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<PmemGrpcService>, PmemService.Server.Internal.DataPath.PmemMethodProvider>());
         services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions>()
             .Configure<IOptions<PmemServiceOptions>, IHostEnvironment>((grpc, pmem, environment) =>
             {

@@ -1,0 +1,47 @@
+using System.Diagnostics;
+using System.Runtime.ExceptionServices;
+using Grpc.Core;
+using PmemService.Contracts.V1;
+using PmemService.Server.Internal.DataPath;
+
+namespace PmemService.Server.Internal;
+
+/// <summary>The zero-copy WriteRegion handler (the deserializer already copied the data; see DataPath/ZeroCopyWrite.cs).</summary>
+internal sealed partial class PmemGrpcService
+{
+    /// <summary>
+    /// WriteRegion after <see cref="WriteRegionDeserializer"/>: the bytes are in the mapping (or the
+    /// fault says why not). Without defer_persist they are persisted before the answer: a drain on
+    /// CACHE_LINE, and on PAGE an msync through <see cref="GroupCommit"/> (concurrent writers share one).
+    /// </summary>
+    public async Task<WriteRegionResponse> WriteRegion(ZeroCopyWrite request, ServerCallContext context)
+    {
+        if (request.Fault is { } fault)
+        {
+            ExceptionDispatchInfo.Throw(fault);
+        }
+
+        if (request.Length > 0)
+        {
+            if (!request.DeferPersist)
+            {
+                // The deserializer's lease covered the copy only; persist through a new one on the same mapping.
+                using var lease = _regions.Acquire(request.Name);
+                if (!ReferenceEquals(lease.Mapping, request.Mapping))
+                {
+                    // Unmapped (which persists the whole mapping) and mapped again in between: not ours to acknowledge.
+                    throw new PmemServiceException(StatusCode.Aborted, PmemErrorReasons.RegionNotMapped,
+                        $"Region '{request.Name}' was unmapped while the write was in flight; write it again.").With("region", request.Name);
+                }
+
+                var start = Stopwatch.GetTimestamp();
+                await GroupCommit.PersistAsync(lease.Map, request.Offset, request.Length).ConfigureAwait(false);
+                _metrics.Persisted(start, "write", lease.Mapping.EffectiveName);
+            }
+
+            _metrics.Written((long)request.Length, "WriteRegion");
+        }
+
+        return new WriteRegionResponse { BytesWritten = request.Length, Persisted = !request.DeferPersist || request.Length == 0 };
+    }
+}
