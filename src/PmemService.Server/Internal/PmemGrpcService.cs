@@ -297,6 +297,12 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
             return ErrorMapping.Map(e);
         }
 
+        if (e is RpcException { StatusCode: StatusCode.ResourceExhausted } tooLarge)
+        {
+            // grpc-dotnet refused a chunk above MaxReceiveMessageSize before deserializing it.
+            return new PmemServiceException(StatusCode.ResourceExhausted, PmemErrorReasons.MessageTooLarge, tooLarge.Status.Detail, "data", e);
+        }
+
         if (stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
             return new PmemServiceException(StatusCode.Unavailable, PmemErrorReasons.ShuttingDown,
