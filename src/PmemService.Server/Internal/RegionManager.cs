@@ -277,7 +277,9 @@ internal sealed class RegionManager : IDisposable
         var source = Pmem2Source.Open(path);
         try
         {
-            var config = new Pmem2Config { RequiredStoreGranularity = required };
+            // PageCacheAdvice.Random: single-page folios behind PAGE maps, so a persisted 4 KiB write
+            // msyncs 4 KiB instead of a whole large folio (issue 10; docs/benchmarks.md "Service").
+            var config = new Pmem2Config { RequiredStoreGranularity = required, PageCacheAdvice = Pmem2PageCacheAdvice.Random };
             var map = Pmem2Map.Create(config, source);
             return new RegionMapping(source, map, required);
         }
