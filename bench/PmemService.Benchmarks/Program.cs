@@ -15,6 +15,13 @@ if (args.Length >= 1 && args[0] == "folio")
     return Folio.Run(args);
 }
 
+// "overhead [REPS]": WriteRegion 4 KiB at CACHE_LINE, the service as shipped against the same service without
+// request logging (the per-call cost of logging, metrics hooks and tracing hooks), interleaved.
+if (args.Length >= 1 && args[0] == "overhead")
+{
+    return await Overhead.RunAsync(args);
+}
+
 var quick = args.Contains("--quick");
 var reps = IntArg("--reps", quick ? 3 : 5);
 var chartsDir = StringArg("--charts", null);

@@ -15,7 +15,7 @@ internal static class Servers
     {
         var socket = Path.Combine(root, "pmem.sock");
         WebApplication app;
-        if (kind == "service")
+        if (kind is "service" or "service-bare")
         {
             // Exactly what src/PmemService/Program.cs does, with Production logging (compact JSON to stdout).
             var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production", ContentRootPath = AppContext.BaseDirectory });
@@ -28,9 +28,19 @@ internal static class Servers
                 ["Serilog:MinimumLevel:Default"] = "Information",
                 ["Serilog:MinimumLevel:Override:Microsoft.AspNetCore"] = "Warning",
             });
+            if (kind == "service-bare")
+            {
+                // Overhead baseline: no request logging middleware and no log output at all.
+                builder.Configuration["Serilog:MinimumLevel:Default"] = "Fatal";
+            }
+
             builder.Services.AddPmem(builder.Configuration);
             app = builder.Build();
-            app.UsePmemRequestLogging();
+            if (kind == "service")
+            {
+                app.UsePmemRequestLogging();
+            }
+
             app.MapPmemServices();
         }
         else
