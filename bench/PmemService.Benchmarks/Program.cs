@@ -31,6 +31,8 @@ var streamBytes = (long)IntArg("--stream-mib", quick ? 48 : 256) << 20;
 var unaryDuration = TimeSpan.FromMilliseconds(IntArg("--unary-ms", quick ? 600 : 2000));
 // PAGE rows need a real disk filesystem (ext4): the pool goes under --disk-dir (default /var/tmp).
 var diskDir = StringArg("--disk-dir", "/var/tmp")!;
+// --baseline DLL: the same benchmark built from the baseline commit; its service runs as a third target in the same interleaved reps.
+var baselineDll = StringArg("--baseline", null);
 
 var rows = new List<Row>
 {
@@ -67,40 +69,61 @@ await using var clServer = await ChildServer.StartAsync("service-cl", "service",
     new Dictionary<string, string> { ["PMEM2_FORCE_GRANULARITY"] = "CACHE_LINE" });
 Directory.CreateDirectory(diskRoot);
 await using var pageServer = await ChildServer.StartAsync("service-page", "service", Path.Combine(runRoot, "page"), Path.Combine(diskRoot, "pool"), noEnv);
+ChildServer? baseClServer = null, basePageServer = null;
+if (baselineDll is not null)
+{
+    baseClServer = await ChildServer.StartAsync("baseline-cl", "service", Path.Combine(runRoot, "bcl"), null,
+        new Dictionary<string, string> { ["PMEM2_FORCE_GRANULARITY"] = "CACHE_LINE" }, baselineDll);
+    basePageServer = await ChildServer.StartAsync("baseline-page", "service", Path.Combine(runRoot, "bpage"), Path.Combine(diskRoot, "bpool"), noEnv, baselineDll);
+}
+
 var sink = new Target(sinkServer);
 var cl = new Target(clServer);
 var page = new Target(pageServer);
-foreach (var t in new[] { sink, cl, page })
+var baseCl = baseClServer is null ? null : new Target(baseClServer);
+var basePage = basePageServer is null ? null : new Target(basePageServer);
+foreach (var t in new[] { sink, cl, page, baseCl, basePage }.OfType<Target>())
 {
     var info = (await t.Uds.MapRegionAsync(new MapRegionRequest { Name = Load.Region, Size = Load.RegionSize, CreateIfMissing = true })).Region;
     Console.WriteLine($"  {t.Server.Name}: region '{info.Name}' {info.Size >> 20} MiB, granularity {info.EffectiveGranularity}");
 }
 
 var results = new List<(Row Row, List<Sample> Service, List<Sample> Sink, double Load)>();
+var baselineResults = new List<List<Sample>>();
 foreach (var row in rows)
 {
     var service = row.Granularity == "PAGE" ? page : cl;
+    var baseline = row.Granularity == "PAGE" ? basePage : baseCl;
     var measureAlloc = row.Kind == RowKind.StreamWrite;
     // Warm-up (JIT, connections, page cache), untimed.
     await Load.RunAsync(sink, row, Math.Min(streamBytes, 16L << 20), TimeSpan.FromMilliseconds(200), false);
     await Load.RunAsync(service, row, Math.Min(streamBytes, 16L << 20), TimeSpan.FromMilliseconds(200), false);
+    if (baseline is not null)
+    {
+        await Load.RunAsync(baseline, row, Math.Min(streamBytes, 16L << 20), TimeSpan.FromMilliseconds(200), false);
+    }
+
     var load = Stats.LoadAverage();
     var serviceSamples = new List<Sample>();
     var sinkSamples = new List<Sample>();
+    var baselineSamples = new List<Sample>();
     for (var rep = 0; rep < reps; rep++)
     {
-        // Interleaved: sink, service, service, sink, ...
-        if (rep % 2 == 0)
+        // Interleaved, the order rotating each rep: sink, service[, baseline], then shifted by one.
+        var order = new List<(Target Target, List<Sample> Samples)> { (sink, sinkSamples), (service, serviceSamples) };
+        if (baseline is not null)
         {
-            sinkSamples.Add(await Load.RunAsync(sink, row, streamBytes, unaryDuration, measureAlloc));
-            serviceSamples.Add(await Load.RunAsync(service, row, streamBytes, unaryDuration, measureAlloc));
+            order.Add((baseline, baselineSamples));
         }
-        else
+
+        for (var k = 0; k < order.Count; k++)
         {
-            serviceSamples.Add(await Load.RunAsync(service, row, streamBytes, unaryDuration, measureAlloc));
-            sinkSamples.Add(await Load.RunAsync(sink, row, streamBytes, unaryDuration, measureAlloc));
+            var (target, samples) = order[(k + rep) % order.Count];
+            samples.Add(await Load.RunAsync(target, row, streamBytes, unaryDuration, measureAlloc));
         }
     }
+
+    baselineResults.Add(baselineSamples);
 
     load = (load + Stats.LoadAverage()) / 2;
     results.Add((row, serviceSamples, sinkSamples, load));
@@ -108,6 +131,10 @@ foreach (var row in rows)
 }
 
 var table = Table(results);
+if (baseCl is not null)
+{
+    table += "\n" + BaselineTable(results, baselineResults);
+}
 Console.WriteLine();
 Console.WriteLine(table);
 
@@ -185,6 +212,11 @@ if (markdownPath is not null)
     await File.WriteAllTextAsync(markdownPath, header + "\n\n" + table + "\n" + sweeps);
 }
 
+foreach (var extra in new[] { baseClServer, basePageServer }.OfType<ChildServer>())
+{
+    await extra.DisposeAsync();
+}
+
 foreach (var dir in new[] { runRoot, diskRoot })
 {
     try
@@ -204,6 +236,27 @@ string Format(Row row, List<Sample> service, List<Sample> sinkSamples, double lo
     double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
     var ratios = service.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
     return $"{row.Label}: service {Stats.Median(service.Select(Value)):0} vs sink {Stats.Median(sinkSamples.Select(Value)):0} {(unary ? "calls/s" : "MB/s")}, ratio {Stats.Median(ratios):0.00} ({Stats.Spread(ratios, "0.00")}), load {load:0.0}";
+}
+
+string BaselineTable(List<(Row Row, List<Sample> Service, List<Sample> Sink, double Load)> all, List<List<Sample>> baselines)
+{
+    var sb = new StringBuilder();
+    sb.AppendLine("| row | baseline / sink (median, spread) | this build / sink (median, spread) | this build / baseline | baseline p50 / p99 µs | baseline server CPU s/GB | baseline alloc B per payload B |");
+    sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+    for (var i = 0; i < all.Count; i++)
+    {
+        var (row, service, sinkSamples, _) = all[i];
+        var baseSamples = baselines[i];
+        var unary = row.Kind == RowKind.Unary;
+        double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
+        var before = baseSamples.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
+        var after = service.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
+        var gain = service.Zip(baseSamples, (a, b) => Value(a) / Value(b)).ToList();
+        var alloc = row.Kind == RowKind.StreamWrite ? $"{Stats.Median(baseSamples.Select(s => (double)s.Allocated / s.Bytes)):0.000}" : "-";
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(before):0.00} ({Stats.Spread(before, "0.00")}) | {Stats.Median(after):0.00} ({Stats.Spread(after, "0.00")}) | **{Stats.Median(gain):0.00}** ({Stats.Spread(gain, "0.00")}) | {Stats.Median(baseSamples.Select(s => s.P(0.5))):0} / {Stats.Median(baseSamples.Select(s => s.P(0.99))):0} | {Stats.Median(baseSamples.Select(s => s.CpuSecondsPerGB)):0.00} | {alloc} |");
+    }
+
+    return sb.ToString();
 }
 
 string Table(List<(Row Row, List<Sample> Service, List<Sample> Sink, double Load)> all)

@@ -154,15 +154,30 @@ internal sealed class ChildServer : IAsyncDisposable
 
     public int TcpPort { get; private set; }
 
-    public static async Task<ChildServer> StartAsync(string name, string kind, string root, string? pool, IDictionary<string, string> environment)
+    /// <param name="benchDll">Another build of this benchmark (e.g. of the baseline commit) to run the server from; null = this one.</param>
+    public static async Task<ChildServer> StartAsync(string name, string kind, string root, string? pool, IDictionary<string, string> environment, string? benchDll = null)
     {
         Directory.CreateDirectory(root);
         var self = Environment.ProcessPath!;
-        var info = new ProcessStartInfo(self) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+        ProcessStartInfo info;
+        if (benchDll is not null)
         {
-            info.ArgumentList.Add(typeof(ChildServer).Assembly.Location);
+            info = new ProcessStartInfo("dotnet");
+            info.ArgumentList.Add(benchDll);
         }
+        else
+        {
+            info = new ProcessStartInfo(self);
+            if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+            {
+                info.ArgumentList.Add(typeof(ChildServer).Assembly.Location);
+            }
+        }
+
+        info.RedirectStandardInput = true;
+        info.RedirectStandardOutput = true;
+        info.RedirectStandardError = true;
+        info.UseShellExecute = false;
 
         info.ArgumentList.Add("serve");
         info.ArgumentList.Add(kind);
