@@ -325,6 +325,37 @@ public sealed class ZeroCopyDataPathTests : IClassFixture<SharedServerFixture>
     }
 
     [Fact]
+    public async Task Unix_socket_only_data_plane_copies_nothing_for_a_tcp_caller()
+    {
+        await using var server = await PmemTestServer.StartAsync(s => s["PmemService:AllowDataPlaneOverTcp"] = "false");
+        var name = UniqueName("udsonly");
+        await CreateAsync(server.Uds, name, 1 << 20);
+        var data = Pattern(8192, 40);
+        await AssertError(async () => await server.Tcp.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = 0, Data = ByteString.CopyFrom(data) }),
+            StatusCode.PermissionDenied, "UNIX_SOCKET_REQUIRED");
+        using (var call = server.Tcp.StreamWriteRegion())
+        {
+            try
+            {
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name } });
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(data) });
+                await call.RequestStream.CompleteAsync();
+            }
+            catch (RpcException)
+            {
+                // Refused while still sending.
+            }
+
+            await AssertError(() => call.ResponseAsync, StatusCode.PermissionDenied, "UNIX_SOCKET_REQUIRED");
+        }
+
+        var back = (await server.Uds.ReadRegionAsync(new ReadRegionRequest { Name = name, Offset = 0, Length = 8192 })).Data.ToByteArray();
+        Assert.All(back, b => Assert.Equal(0, b));
+        await server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = 0, Data = ByteString.CopyFrom(data) });
+        Assert.Equal(data, (await server.Uds.ReadRegionAsync(new ReadRegionRequest { Name = name, Offset = 0, Length = 8192 })).Data.ToByteArray());
+    }
+
+    [Fact]
     public void Scanner_reads_fields_split_at_every_byte_boundary()
     {
         var data = Pattern(300, 30);

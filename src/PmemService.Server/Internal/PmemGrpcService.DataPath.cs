@@ -30,7 +30,7 @@ internal sealed partial class PmemGrpcService
                 if (!ReferenceEquals(lease.Mapping, request.Mapping))
                 {
                     // Unmapped (which persists the whole mapping) and mapped again in between: not ours to acknowledge.
-                    throw new PmemServiceException(StatusCode.Aborted, PmemErrorReasons.RegionNotMapped,
+                    throw new PmemServiceException(StatusCode.FailedPrecondition, PmemErrorReasons.RegionNotMapped,
                         $"Region '{request.Name}' was unmapped while the write was in flight; write it again.").With("region", request.Name);
                 }
 
