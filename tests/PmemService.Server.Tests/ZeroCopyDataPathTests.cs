@@ -356,6 +356,27 @@ public sealed class ZeroCopyDataPathTests : IClassFixture<SharedServerFixture>
     }
 
     [Fact]
+    public async Task A_persisted_page_write_is_answered_only_after_an_msync_and_a_deferred_one_without()
+    {
+        var name = UniqueName("durable");
+        await CreateAsync(_server.Uds, name, 1 << 20);
+        var regions = (PmemService.Server.Internal.RegionManager)_server.Services.GetService(typeof(PmemService.Server.Internal.RegionManager))!;
+        using var lease = regions.Acquire(name);
+        Assert.Equal(Pmem2.Pmem2Granularity.Page, lease.Map.StoreGranularity);
+        var commit = GroupCommit.For(lease.Map);
+
+        var before = commit.Rounds;
+        var response = await _server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = 8192, Data = ByteString.CopyFrom(Pattern(3000, 50)) });
+        Assert.True(response.Persisted);
+        Assert.True(commit.Rounds > before, "an OK persisted WriteRegion at PAGE must have run an msync first");
+
+        before = commit.Rounds;
+        var deferred = await _server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = 0, Data = ByteString.CopyFrom(Pattern(3000, 51)), DeferPersist = true });
+        Assert.False(deferred.Persisted);
+        Assert.Equal(before, commit.Rounds);
+    }
+
+    [Fact]
     public void Scanner_reads_fields_split_at_every_byte_boundary()
     {
         var data = Pattern(300, 30);
