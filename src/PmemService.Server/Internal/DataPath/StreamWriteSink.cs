@@ -120,6 +120,9 @@ internal sealed class StreamWriteSink
                 Crc.Append(segment.Span);
                 End += (ulong)segment.Length;
             }
+
+            // Fence this chunk's NT stores on the thread that made them; CompleteDeferred runs on another one.
+            map.Drain();
         }
         catch (Exception e)
         {

@@ -104,6 +104,14 @@ internal sealed class WriteRegionDeserializer
 
                     offset += (ulong)segment.Length;
                 }
+
+                if (!call.DeferPersist)
+                {
+                    // Fence the NT stores on the thread that made them (sfence; nothing at PAGE, where the
+                    // locked release of the map handle already drained the write-combining buffers): the
+                    // handler's drain/msync may run on another thread.
+                    map.Drain();
+                }
             }
 
             call.Mapping = lease.Mapping;
