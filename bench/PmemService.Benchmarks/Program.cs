@@ -53,7 +53,7 @@ var rows = new List<Row>
 };
 if (StringArg("--rows", null) is { } filter)
 {
-    rows = rows.Where(r => filter.Split(',').Any(f => r.Label.Contains(f, StringComparison.OrdinalIgnoreCase))).ToList();
+    rows = rows.Where(r => filter.Split(';').Any(f => r.Label.Contains(f, StringComparison.OrdinalIgnoreCase))).ToList();
 }
 
 var runRoot = Path.Combine("/dev/shm", "pmembench-" + Guid.NewGuid().ToString("N")[..8]);
