@@ -8,7 +8,7 @@ namespace Pmem2;
 /// granularity not set, offset 0, length 0 (to the end of the source), SHARED, READ|WRITE.
 /// A config may be reused for several maps and with several sources.
 /// </summary>
-public sealed class Pmem2Config
+public sealed partial class Pmem2Config
 {
     private const Pmem2Protection KnownProtection = Pmem2Protection.Read | Pmem2Protection.Write | Pmem2Protection.Exec;
 

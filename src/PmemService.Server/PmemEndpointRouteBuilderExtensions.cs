@@ -59,6 +59,13 @@ public static class PmemEndpointRouteBuilderExtensions
                     return LogEventLevel.Verbose;
                 }
 
+                // Successful data-plane calls (Write/Read/Persist/Stream*) at Debug: one Information line per
+                // 4 KiB write cost more than the write itself (issue 10). Their failures stay Information/Error.
+                if (exception is null && IsDataPlane(path) && GrpcStatus(context) == "0")
+                {
+                    return LogEventLevel.Debug;
+                }
+
                 // INTERNAL (13), UNKNOWN (2) and DATA_LOSS (15) are server faults.
                 return exception is not null || context.Response.StatusCode >= 500 || GrpcStatus(context) is "2" or "13" or "15"
                     ? LogEventLevel.Error
@@ -66,6 +73,10 @@ public static class PmemEndpointRouteBuilderExtensions
             };
         });
     }
+
+    private static bool IsDataPlane(string path) =>
+        path.StartsWith("/pmem.v1.PmemService/", StringComparison.Ordinal)
+        && path.AsSpan("/pmem.v1.PmemService/".Length) is "WriteRegion" or "ReadRegion" or "PersistRegion" or "StreamWriteRegion" or "StreamReadRegion";
 
     private static string? GrpcStatus(HttpContext context)
     {

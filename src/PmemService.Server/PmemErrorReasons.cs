@@ -38,6 +38,10 @@ public static class PmemErrorReasons
     public const string UnexpectedStreamMessage = "UNEXPECTED_STREAM_MESSAGE";
     /// <summary>StreamWriteRegion ended with fewer bytes than header.total_length.</summary>
     public const string StreamLengthMismatch = "STREAM_LENGTH_MISMATCH";
+    /// <summary>A request body that is not a valid protobuf message of the method's request type.</summary>
+    public const string MalformedMessage = "MALFORMED_MESSAGE";
+    /// <summary>A stream message above the server's MaxReceiveMessageSize (RESOURCE_EXHAUSTED).</summary>
+    public const string MessageTooLarge = "MESSAGE_TOO_LARGE";
 
     // OUT_OF_RANGE
     /// <summary>offset/length outside the region.</summary>

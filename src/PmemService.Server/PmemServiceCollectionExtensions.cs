@@ -52,6 +52,11 @@ public static class PmemServiceCollectionExtensions
         services.AddHostedService<PmemHostedService>();
 
         services.AddGrpc();
+        // pmem.v1 is bound with the zero-copy data-path marshallers (DataPath/PmemMethodProvider); the
+        // service is stateless, so one instance serves every call.
+        services.TryAddSingleton<PmemGrpcService>();
+        services.AddHttpContextAccessor();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<PmemGrpcService>, PmemService.Server.Internal.DataPath.PmemMethodProvider>());
         services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions>()
             .Configure<IOptions<PmemServiceOptions>, IHostEnvironment>((grpc, pmem, environment) =>
             {
@@ -88,19 +93,24 @@ public static class PmemServiceCollectionExtensions
             }
         }, preserveStaticLogger: true); // each host owns its logger (several hosts per process, as in tests); Log.Logger stays the bootstrap logger
 
-        var telemetry = services.AddOpenTelemetry()
-            .ConfigureResource(resource => resource.AddService("pmem-service"))
-            .WithMetrics(metrics => metrics
-                .AddMeter(PmemMetrics.MeterName)
-                .AddMeter("Microsoft.AspNetCore.Server.Kestrel")
-                .AddAspNetCoreInstrumentation()
-                .AddRuntimeInstrumentation())
-            .WithTracing(tracing => tracing
-                .AddSource(PmemActivity.SourceName)
-                .AddAspNetCoreInstrumentation());
+        // OpenTelemetry only when there is somewhere to send it: without an exporter, the SDK's listeners
+        // would still create and record an Activity and aggregate every measurement of every call, which
+        // on a 4 KiB WriteRegion costs more than the write (issue 10; docs/benchmarks.md "Service").
+        // The meters stay observable in-process (IMeterFactory / MeterListener, dotnet-counters).
+        // Sampling: the SDK reads OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (e.g. parentbased_traceidratio, 0.01).
         if (!string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
         {
-            telemetry.UseOtlpExporter();
+            services.AddOpenTelemetry()
+                .ConfigureResource(resource => resource.AddService("pmem-service"))
+                .WithMetrics(metrics => metrics
+                    .AddMeter(PmemMetrics.MeterName)
+                    .AddMeter("Microsoft.AspNetCore.Server.Kestrel")
+                    .AddAspNetCoreInstrumentation()
+                    .AddRuntimeInstrumentation())
+                .WithTracing(tracing => tracing
+                    .AddSource(PmemActivity.SourceName)
+                    .AddAspNetCoreInstrumentation())
+                .UseOtlpExporter();
         }
 
         return services;

@@ -98,6 +98,12 @@ internal static unsafe class Mapper
             throw new Pmem2Exception(Pmem2ErrorCode.GranularityNotSupported, GranularityPolicy.NotSupportedMessage(requested, available));
         }
 
+        // 9. Extension: page-cache advice before the first touch (Pmem2Config.PageCache.cs; best-effort).
+        if (cfg.PageCacheAdvice == Pmem2PageCacheAdvice.Random && available == Pmem2Granularity.Page && !anonymous)
+        {
+            _ = LibC.madvise(addr, contentLength, LibC.MADV_RANDOM);
+        }
+
         return new Mapping((nint)addr, contentLength, reservedLength, mapSync, available);
     }
 

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.IO.Hashing;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Hosting;
@@ -8,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pmem2;
 using PmemService.Contracts.V1;
+using PmemService.Server.Internal.DataPath;
 
 namespace PmemService.Server.Internal;
 
@@ -15,7 +15,9 @@ namespace PmemService.Server.Internal;
 /// The pmem.v1.PmemService implementation. Handlers throw <see cref="PmemServiceException"/> (or
 /// let Pmem2/IO exceptions through); <see cref="ErrorMappingInterceptor"/> turns them into statuses.
 /// </summary>
-internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
+// Bound by DataPath.PmemMethodProvider with zero-copy marshallers; the attribute turns the generated binder off.
+[BindServiceMethod(typeof(PmemServiceBinding), nameof(PmemServiceBinding.BindService))]
+internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
 {
     /// <summary>Bytes a StreamReadRegionResponse adds to its data: tags, the offset varint, the length varint.</summary>
     internal const int StreamReadMessageOverhead = 32;
@@ -66,43 +68,6 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
     {
         await _regions.DeleteAsync(request.Name, request.Force, context.CancellationToken).ConfigureAwait(false);
         return new DeleteRegionResponse();
-    }
-
-    public override Task<WriteRegionResponse> WriteRegion(WriteRegionRequest request, ServerCallContext context)
-    {
-        using var lease = _regions.Acquire(request.Name);
-        ThrowIfPersistFailed(lease, "WriteRegion");
-        var data = request.Data.Span;
-        var length = (ulong)data.Length;
-        RegionRange.Check(lease.Name, lease.Size, request.Offset, length, "offset", "data");
-        if (length > 0)
-        {
-            _badBlocks.ClearBeforeWrite(lease, request.Offset, length); // known bad ranges under the write, where allowed
-
-            // The one copy of the data path: message bytes straight into the mapping.
-            if (request.DeferPersist)
-            {
-                lease.Map.Memcpy(request.Offset, data, Pmem2MemFlags.NoFlush);
-            }
-            else
-            {
-                var start = Stopwatch.GetTimestamp();
-                try
-                {
-                    lease.Map.Memcpy(request.Offset, data); // memcpy + persist (drain, or msync at PAGE)
-                }
-                catch (Pmem2Exception e) when (e.IsPersistFailure)
-                {
-                    throw PersistFailed(lease, "WriteRegion", e);
-                }
-
-                _metrics.Persisted(start, "write", lease.Mapping.EffectiveName);
-            }
-
-            _metrics.Written(data.Length, "WriteRegion");
-        }
-
-        return Task.FromResult(new WriteRegionResponse { BytesWritten = length, Persisted = !request.DeferPersist || length == 0 });
     }
 
     public override Task<ReadRegionResponse> ReadRegion(ReadRegionRequest request, ServerCallContext context)
@@ -222,7 +187,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         return Task.FromResult(new PersistRegionResponse { BytesPersisted = length });
     }
 
-    public override async Task<StreamWriteRegionResponse> StreamWriteRegion(IAsyncStreamReader<StreamWriteRegionRequest> requestStream, ServerCallContext context)
+    public async Task<StreamWriteRegionResponse> StreamWriteRegion(IAsyncStreamReader<StreamWriteMessage> requestStream, ServerCallContext context)
     {
         var stopping = _lifetime.ApplicationStopping;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
@@ -238,13 +203,18 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
             throw StreamError(e, stopping, context);
         }
 
+        if (hasFirst && requestStream.Current.Fault is { } malformed)
+        {
+            throw malformed;
+        }
+
         if (!hasFirst || requestStream.Current.PayloadCase != StreamWriteRegionRequest.PayloadOneofCase.Header)
         {
             throw new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.MissingStreamHeader,
                 "The first StreamWriteRegion message must carry the header.", "header");
         }
 
-        var header = requestStream.Current.Header;
+        var header = requestStream.Current.Header!;
         using var lease = _regions.Acquire(header.Name);
         var start = header.Offset;
         // Validate everything that can be validated before the first byte is copied.
@@ -252,8 +222,12 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         ThrowIfPersistFailed(lease, "StreamWriteRegion", streamStart: start);
         var limit = header.TotalLength == 0 ? lease.Size : start + header.TotalLength;
 
-        var map = lease.Map;
-        var crc = new Crc64();
+        // Zero-copy: from here on the request stream's deserializer copies each chunk's data field from
+        // the request buffers straight into the mapping (NT stores, no drain, no msync yet at PAGE) and into
+        // the CRC, after the bounds and deleted checks; one barrier at the end (DataPath/StreamWriteSink).
+        var sink = new StreamWriteSink(lease, start, limit, header.TotalLength == 0 ? lease.Size : limit, _badBlocks);
+        sink.Attach();
+        var crc = sink.Crc;
         var copiedEnd = start;
         var persistedEnd = start;
         using var activity = PmemActivity.Source.StartActivity("pmem.stream_write");
@@ -262,31 +236,22 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
             while (await requestStream.MoveNext(cts.Token).ConfigureAwait(false))
             {
                 var message = requestStream.Current;
+                copiedEnd = sink.End;
+                if (message.Fault is { } fault)
+                {
+                    throw fault;
+                }
+
                 if (message.PayloadCase != StreamWriteRegionRequest.PayloadOneofCase.Data)
                 {
                     throw new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.UnexpectedStreamMessage,
                         "Only the first StreamWriteRegion message may carry a header; later ones carry data.", "header");
                 }
 
-                var data = message.Data.Span;
-                if (data.IsEmpty)
+                if (message.Length > 0)
                 {
-                    continue;
+                    _metrics.Written(message.Length, "StreamWriteRegion");
                 }
-
-                var length = (ulong)data.Length;
-                if (length > limit - copiedEnd)
-                {
-                    RegionRange.Check(lease.Name, header.TotalLength == 0 ? lease.Size : limit, copiedEnd, length, "header.offset", "data");
-                }
-
-                lease.ThrowIfDeleted();
-                _badBlocks.ClearBeforeWrite(lease, copiedEnd, length); // known bad ranges under the chunk, where allowed
-                // NT stores without drain (and no msync yet at PAGE): one barrier at the end.
-                map.CopyNonTemporalDeferred(copiedEnd, data);
-                crc.Append(data);
-                copiedEnd += length;
-                _metrics.Written(data.Length, "StreamWriteRegion");
             }
 
             if (header.TotalLength != 0 && copiedEnd != limit)
@@ -404,6 +369,12 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         if (e is Pmem2Exception)
         {
             return ErrorMapping.Map(e);
+        }
+
+        if (e is RpcException { StatusCode: StatusCode.ResourceExhausted } tooLarge)
+        {
+            // grpc-dotnet refused a chunk above MaxReceiveMessageSize before deserializing it.
+            return new PmemServiceException(StatusCode.ResourceExhausted, PmemErrorReasons.MessageTooLarge, tooLarge.Status.Detail, "data", e);
         }
 
         if (stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)

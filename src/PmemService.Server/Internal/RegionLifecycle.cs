@@ -324,7 +324,9 @@ internal sealed class RegionLifecycle
         var source = Pmem2Source.FromHandle(handle);
         try
         {
-            var map = Pmem2Map.Create(new Pmem2Config { RequiredStoreGranularity = required }, source);
+            // PageCacheAdvice.Random: single-page folios behind PAGE maps, so a persisted 4 KiB write
+            // msyncs 4 KiB instead of a whole large folio (issue 10; docs/benchmarks.md "Service").
+            var map = Pmem2Map.Create(new Pmem2Config { RequiredStoreGranularity = required, PageCacheAdvice = Pmem2PageCacheAdvice.Random }, source);
             return new RegionMapping(name, handle, file, source, map, required, OnMappingClosed);
         }
         catch

@@ -1,0 +1,210 @@
+using System.Runtime.CompilerServices;
+using Grpc.Core;
+using Pmem2;
+
+namespace PmemService.Server.Internal.DataPath;
+
+/// <summary>
+/// Group commit for PAGE mappings (msync), the way databases batch WAL fsyncs. A caller whose bytes
+/// are already copied asks for [offset, offset+length) to be persisted:
+/// <list type="bullet">
+/// <item>when no msync of this mapping is running, it runs its own msync inline (no hand-off);</item>
+/// <item>otherwise it queues; when the running msync returns, ONE msync of the smallest range covering
+/// every queued range runs (on a pool thread) and answers them all. A queued caller is never answered
+/// by an msync that was already running when it queued (that one may have passed its pages), only by
+/// one that started after its copy, so every caller is answered only after an msync covering its range
+/// returned.</item>
+/// <item>A failed msync fails every caller it covered, and the failure is sticky: every later persist
+/// of the mapping (queued or new) fails too, as DATA_LOSS IO_ERROR. Nothing is retried into success.</item>
+/// </list>
+/// Finer granularities do not need it (a drain is a fence); <see cref="PersistAsync(Pmem2Map, ulong, ulong)"/> runs them inline.
+/// </summary>
+internal sealed class GroupCommit
+{
+    private static readonly ConditionalWeakTable<Pmem2Map, GroupCommit> Commits = new();
+
+    private readonly Action<ulong, ulong> _persist;
+    private readonly Lock _lock = new();
+    private List<Waiter> _pending = [];
+    private List<Waiter> _spare = [];
+    private bool _running;
+    private Exception? _failure;
+
+    /// <param name="persist">Persists [offset, offset+length): the msync (a seam for tests).</param>
+    internal GroupCommit(Action<ulong, ulong> persist) => _persist = persist;
+
+    private long _rounds;
+
+    /// <summary>Number of msyncs that ran (for tests and the benchmark).</summary>
+    internal long Rounds => Volatile.Read(ref _rounds);
+
+    /// <summary>
+    /// Makes the deferred copies in [offset, offset+length) of <paramref name="map"/> persistent
+    /// (<see cref="Pmem2Map.CompleteDeferred"/>): inline on CACHE_LINE / BYTE, group-committed on PAGE.
+    /// </summary>
+    public static ValueTask PersistAsync(Pmem2Map map, ulong offset, ulong length)
+    {
+        if (map.StoreGranularity != Pmem2Granularity.Page)
+        {
+            map.CompleteDeferred(offset, length);
+            return ValueTask.CompletedTask;
+        }
+
+        return For(map).PersistAsync(offset, length);
+    }
+
+    /// <summary>The group commit of one mapping (lives as long as the map object).</summary>
+    public static GroupCommit For(Pmem2Map map) => Commits.GetValue(map, static m => new GroupCommit(m.CompleteDeferred));
+
+    /// <summary>Persists [offset, offset+length); completes only after an msync covering it returned.</summary>
+    public ValueTask PersistAsync(ulong offset, ulong length)
+    {
+        lock (_lock)
+        {
+            if (_failure is not null)
+            {
+                return ValueTask.FromException(Sticky(_failure));
+            }
+
+            if (_running)
+            {
+                var waiter = new Waiter(offset, offset + length);
+                _pending.Add(waiter);
+                return new ValueTask(waiter.Task);
+            }
+
+            _running = true;
+        }
+
+        // Leader: nothing else is syncing, so sync our own range now, on this thread.
+        Exception? error = null;
+        try
+        {
+            Interlocked.Increment(ref _rounds);
+            _persist(offset, length);
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+
+        var scheduleNext = false;
+        lock (_lock)
+        {
+            if (error is not null)
+            {
+                _failure ??= error;
+            }
+
+            if (_pending.Count == 0)
+            {
+                _running = false;
+            }
+            else
+            {
+                scheduleNext = true;
+            }
+        }
+
+        if (scheduleNext)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static self => self.RunQueued(), this, preferLocal: false);
+        }
+
+        return error is null ? ValueTask.CompletedTask : ValueTask.FromException(Failed(error));
+    }
+
+    /// <summary>Runs rounds until the queue is empty: one msync covering every range queued before the round started.</summary>
+    private void RunQueued()
+    {
+        while (true)
+        {
+            List<Waiter> batch;
+            Exception? failure;
+            lock (_lock)
+            {
+                if (_pending.Count == 0)
+                {
+                    _running = false;
+                    return;
+                }
+
+                batch = _pending;
+                _pending = _spare;
+                failure = _failure;
+            }
+
+            if (failure is not null)
+            {
+                // Sticky: a failed msync may have dropped these pages' dirty state; never sync "successfully" after it.
+                var sticky = Sticky(failure);
+                foreach (var waiter in batch)
+                {
+                    waiter.TrySetException(sticky);
+                }
+            }
+            else
+            {
+                var start = ulong.MaxValue;
+                var end = 0UL;
+                foreach (var waiter in batch)
+                {
+                    start = Math.Min(start, waiter.Start);
+                    end = Math.Max(end, waiter.End);
+                }
+
+                Exception? error = null;
+                try
+                {
+                    Interlocked.Increment(ref _rounds);
+                    _persist(start, end - start);
+                }
+                catch (Exception e)
+                {
+                    error = e;
+                    lock (_lock)
+                    {
+                        _failure ??= e;
+                    }
+                }
+
+                var failed = error is null ? null : Failed(error);
+                foreach (var waiter in batch)
+                {
+                    if (failed is null)
+                    {
+                        waiter.TrySetResult();
+                    }
+                    else
+                    {
+                        waiter.TrySetException(failed);
+                    }
+                }
+            }
+
+            batch.Clear();
+            lock (_lock)
+            {
+                _spare = batch;
+            }
+        }
+    }
+
+    /// <summary>The error of the msync that covered the caller's range.</summary>
+    private static Exception Failed(Exception error) => error is PmemServiceException
+        ? error
+        : new PmemServiceException(StatusCode.DataLoss, PmemErrorReasons.IoError,
+            $"Persisting the written range failed ({error.Message}); the bytes are not durable.", inner: error);
+
+    /// <summary>The error of every persist after a failed one.</summary>
+    private static Exception Sticky(Exception first) =>
+        new PmemServiceException(StatusCode.DataLoss, PmemErrorReasons.IoError,
+            $"An earlier persist of this mapping failed ({first.Message}); later writes are not made durable by this mapping.", inner: first);
+
+    private sealed class Waiter(ulong start, ulong end) : TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public ulong Start { get; } = start;
+
+        public ulong End { get; } = end;
+    }
+}

@@ -1,0 +1,119 @@
+using Google.Protobuf;
+using Grpc.AspNetCore.Server.Model;
+using Grpc.Core;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+using PmemService.Contracts.V1;
+using GeneratedService = PmemService.Contracts.V1.PmemService;
+
+namespace PmemService.Server.Internal.DataPath;
+
+/// <summary>
+/// Binds pmem.v1.PmemService for <see cref="PmemGrpcService"/> with our own marshallers (what the
+/// generated BindService would do, with different request deserializers):
+/// <list type="bullet">
+/// <item>WriteRegion and StreamWriteRegion: zero-copy deserializers that copy the data field from the
+/// request buffers straight into the mapping (<see cref="WriteRegionDeserializer"/>, <see cref="StreamWriteSink"/>);</item>
+/// <item>every other method: the generated protobuf parser, but a malformed body is INVALID_ARGUMENT
+/// MALFORMED_MESSAGE instead of grpc-dotnet's UNKNOWN.</item>
+/// </list>
+/// The generated binder is switched off by <see cref="PmemServiceBinding"/> (the BindServiceMethod
+/// attribute on the service points at its no-op bind method), so each method is bound exactly once;
+/// reflection still finds the service descriptor through that attribute.
+/// </summary>
+internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcService>
+{
+    private static readonly string ServiceName = GeneratedService.Descriptor.FullName;
+
+    private readonly WriteRegionDeserializer _writeRegion;
+
+    public PmemMethodProvider(RegionManager regions, RegionBadBlocks badBlocks, IOptions<PmemServiceOptions> options, IHttpContextAccessor httpContextAccessor)
+    {
+        _writeRegion = new WriteRegionDeserializer(regions, badBlocks, options.Value.AllowDataPlaneOverTcp ? null : httpContextAccessor);
+    }
+
+    public void OnServiceMethodDiscovery(ServiceMethodProviderContext<PmemGrpcService> context)
+    {
+        var metadata = typeof(PmemGrpcService).GetCustomAttributes(inherit: true).ToList();
+
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.MapRegion), MapRegionRequest.Parser, MapRegionResponse.Parser), metadata,
+            static (service, request, call) => service.MapRegion(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.UnmapRegion), UnmapRegionRequest.Parser, UnmapRegionResponse.Parser), metadata,
+            static (service, request, call) => service.UnmapRegion(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.GetRegion), GetRegionRequest.Parser, GetRegionResponse.Parser), metadata,
+            static (service, request, call) => service.GetRegion(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.ListRegions), ListRegionsRequest.Parser, ListRegionsResponse.Parser), metadata,
+            static (service, request, call) => service.ListRegions(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.DeleteRegion), DeleteRegionRequest.Parser, DeleteRegionResponse.Parser), metadata,
+            static (service, request, call) => service.DeleteRegion(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.ReadRegion), ReadRegionRequest.Parser, ReadRegionResponse.Parser), metadata,
+            static (service, request, call) => service.ReadRegion(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.PersistRegion), PersistRegionRequest.Parser, PersistRegionResponse.Parser), metadata,
+            static (service, request, call) => service.PersistRegion(request, call));
+        context.AddServerStreamingMethod(
+            new Method<StreamReadRegionRequest, StreamReadRegionResponse>(MethodType.ServerStreaming, ServiceName, nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
+                ProtoMarshaller.Create(StreamReadRegionRequest.Parser), ProtoMarshaller.Create(StreamReadRegionResponse.Parser)),
+            metadata,
+            static (service, request, stream, call) => service.StreamReadRegion(request, stream, call));
+
+        context.AddUnaryMethod(
+            new Method<ZeroCopyWrite, WriteRegionResponse>(MethodType.Unary, ServiceName, nameof(GeneratedService.PmemServiceBase.WriteRegion),
+                Marshallers.Create<ZeroCopyWrite>(static (_, _) => throw new NotSupportedException("requests are not serialized by the server"), _writeRegion.Deserialize),
+                ProtoMarshaller.Create(WriteRegionResponse.Parser)),
+            metadata,
+            static (service, request, call) => service.WriteRegion(request, call));
+        context.AddClientStreamingMethod(
+            new Method<StreamWriteMessage, StreamWriteRegionResponse>(MethodType.ClientStreaming, ServiceName, nameof(GeneratedService.PmemServiceBase.StreamWriteRegion),
+                Marshallers.Create<StreamWriteMessage>(static (_, _) => throw new NotSupportedException("requests are not serialized by the server"), StreamWriteSink.Deserialize),
+                ProtoMarshaller.Create(StreamWriteRegionResponse.Parser)),
+            metadata,
+            static (service, stream, call) => service.StreamWriteRegion(stream, call));
+    }
+
+    private static Method<TRequest, TResponse> Unary<TRequest, TResponse>(string name, MessageParser<TRequest> request, MessageParser<TResponse> response)
+        where TRequest : class, IMessage<TRequest>, IBufferMessage
+        where TResponse : class, IMessage<TResponse>, IBufferMessage =>
+        new(MethodType.Unary, ServiceName, name, ProtoMarshaller.Create(request), ProtoMarshaller.Create(response));
+}
+
+/// <summary>Protobuf marshallers (the generated code's, reading from the payload sequence) with MALFORMED_MESSAGE for bad bodies.</summary>
+internal static class ProtoMarshaller
+{
+    public static Marshaller<T> Create<T>(MessageParser<T> parser)
+        where T : class, IMessage<T>, IBufferMessage =>
+        Marshallers.Create<T>(
+            static (message, context) =>
+            {
+                context.SetPayloadLength(message.CalculateSize());
+                message.WriteTo(context.GetBufferWriter());
+                context.Complete();
+            },
+            context =>
+            {
+                try
+                {
+                    return parser.ParseFrom(context.PayloadAsReadOnlySequence());
+                }
+                catch (Exception e) when (e is InvalidProtocolBufferException or System.Text.DecoderFallbackException or ArgumentException)
+                {
+                    throw Malformed.Rpc(typeof(T).Name, e.Message, e);
+                }
+            });
+}
+
+/// <summary>
+/// Target of the <c>BindServiceMethod</c> attribute on <see cref="PmemGrpcService"/>: binds nothing
+/// (<see cref="PmemMethodProvider"/> binds every method) and tells reflection the service descriptor.
+/// </summary>
+internal static class PmemServiceBinding
+{
+    /// <summary>The pmem.v1.PmemService descriptor (read by grpc reflection).</summary>
+    public static Google.Protobuf.Reflection.ServiceDescriptor Descriptor => GeneratedService.Descriptor;
+
+    /// <summary>Called by grpc-dotnet's generated-code binder: intentionally binds nothing.</summary>
+    public static void BindService(ServiceBinderBase binder, PmemGrpcService service)
+    {
+        _ = binder;
+        _ = service;
+    }
+}

@@ -1,0 +1,149 @@
+using System.Buffers;
+using Grpc.Core;
+using Microsoft.AspNetCore.Http;
+using Pmem2;
+
+namespace PmemService.Server.Internal.DataPath;
+
+/// <summary>
+/// A WriteRegion request as the zero-copy deserializer leaves it: the <c>data</c> bytes are already
+/// in the mapping (copied segment by segment from the HTTP/2 request buffers, never into a
+/// ByteString), or <see cref="Fault"/> says why nothing was copied. The handler then persists
+/// (or, with <see cref="DeferPersist"/>, does not) and answers.
+/// </summary>
+internal sealed class ZeroCopyWrite
+{
+    public string Name { get; set; } = string.Empty;
+
+    public ulong Offset { get; set; }
+
+    /// <summary>Length of the <c>data</c> field.</summary>
+    public ulong Length { get; set; }
+
+    public bool DeferPersist { get; set; }
+
+    /// <summary>The mapping the bytes were copied into (the handler persists only that one).</summary>
+    public RegionMapping? Mapping { get; set; }
+
+    /// <summary>Why the request was refused (malformed, validation, transport); nothing was copied then.</summary>
+    public Exception? Fault { get; set; }
+}
+
+/// <summary>
+/// The WriteRegion request deserializer. Runs inside grpc-dotnet's read of the request, while
+/// <see cref="DeserializationContext.PayloadAsReadOnlySequence"/> is valid:
+/// <list type="number">
+/// <item>scans the message's tags (any field order; the data field may come first) without copying;</item>
+/// <item>validates transport, name, mapping and range exactly as the handler did before (lease taken
+/// for the copy only);</item>
+/// <item>copies the data field from each payload segment straight into the mapping: non-temporal
+/// stores without drain (persisted by the handler through <see cref="GroupCommit"/>), or a plain
+/// copy without flush for <c>defer_persist</c> (made durable by a later PersistRegion, as before).</item>
+/// </list>
+/// Errors never escape as exceptions: they are recorded in <see cref="ZeroCopyWrite.Fault"/> and
+/// thrown by the handler, so the error interceptor maps and logs them like any other.
+/// </summary>
+internal sealed class WriteRegionDeserializer
+{
+    private readonly RegionManager _regions;
+    private readonly RegionBadBlocks _badBlocks;
+    private readonly IHttpContextAccessor? _httpContext;
+
+    /// <param name="regions">The region manager.</param>
+    /// <param name="badBlocks">Known bad ranges under a write are cleared before its copy, where the platform allows.</param>
+    /// <param name="httpContextForTransportCheck">Set when pmem.v1 is Unix-socket-only: no byte may be copied for a TCP caller.</param>
+    public WriteRegionDeserializer(RegionManager regions, RegionBadBlocks badBlocks, IHttpContextAccessor? httpContextForTransportCheck)
+    {
+        _regions = regions;
+        _badBlocks = badBlocks;
+        _httpContext = httpContextForTransportCheck;
+    }
+
+    public ZeroCopyWrite Deserialize(DeserializationContext context)
+    {
+        var payload = context.PayloadAsReadOnlySequence();
+        var call = new ZeroCopyWrite();
+        if (!ProtoScanner.TryScanWriteRegion(payload, out var fields, out var error))
+        {
+            call.Fault = Malformed.Exception("WriteRegionRequest", error);
+            return call;
+        }
+
+        call.Name = fields.Name;
+        call.Offset = fields.Offset;
+        call.DeferPersist = fields.DeferPersist;
+        call.Length = (ulong)fields.DataLength;
+        if (fields.NameTooLong)
+        {
+            call.Fault = new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.InvalidRegionName,
+                $"Region name must be 1 to {RegionName.MaxLength} characters of [A-Za-z0-9._-] and not start with '.'.", "name");
+            return call;
+        }
+
+        if (_httpContext?.HttpContext?.Connection.LocalIpAddress is not null)
+        {
+            // Unix-socket-only data plane: the interceptor refuses the call; copy nothing.
+            return call;
+        }
+
+        try
+        {
+            using var lease = _regions.Acquire(call.Name);
+            RegionRange.Check(lease.Name, lease.Size, call.Offset, call.Length, "offset", "data");
+            if (lease.Map.PersistFailure is { } failure)
+            {
+                // Sticky persist error: nothing is copied into a mapping that can no longer be made durable.
+                throw ErrorMapping.Map(failure).With("region", lease.Name);
+            }
+
+            if (call.Length > 0)
+            {
+                _badBlocks.ClearBeforeWrite(lease, call.Offset, call.Length);
+                var map = lease.Map;
+                var offset = call.Offset;
+                foreach (var segment in payload.Slice(fields.DataStart, fields.DataLength))
+                {
+                    if (call.DeferPersist)
+                    {
+                        map.Memcpy(offset, segment.Span, Pmem2MemFlags.NoFlush);
+                    }
+                    else
+                    {
+                        map.CopyNonTemporalDeferred(offset, segment.Span);
+                    }
+
+                    offset += (ulong)segment.Length;
+                }
+
+                if (!call.DeferPersist)
+                {
+                    // Fence the NT stores on the thread that made them (sfence; nothing at PAGE, where the
+                    // locked release of the map handle already drained the write-combining buffers): the
+                    // handler's drain/msync may run on another thread.
+                    map.Drain();
+                }
+            }
+
+            call.Mapping = lease.Mapping;
+        }
+        catch (Exception e)
+        {
+            call.Fault = e;
+        }
+
+        return call;
+    }
+}
+
+/// <summary>INVALID_ARGUMENT MALFORMED_MESSAGE for request bodies that are not valid protobuf.</summary>
+internal static class Malformed
+{
+    public static PmemServiceException Exception(string messageType, string? detail, Exception? inner = null) =>
+        new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.MalformedMessage,
+            $"The request is not a valid {messageType} message: {detail ?? "invalid protobuf"}.", inner: inner)
+            .With("message_type", messageType);
+
+    /// <summary>For deserializers that cannot hand a fault to their handler: the status itself.</summary>
+    public static RpcException Rpc(string messageType, string? detail, Exception? inner = null) =>
+        ErrorMappingInterceptor.Build(Exception(messageType, detail, inner));
+}

@@ -1,0 +1,61 @@
+using System.Diagnostics;
+using System.Runtime.ExceptionServices;
+using Grpc.Core;
+using Pmem2;
+using PmemService.Contracts.V1;
+using PmemService.Server.Internal.DataPath;
+
+namespace PmemService.Server.Internal;
+
+/// <summary>The zero-copy WriteRegion handler (the deserializer already copied the data; see DataPath/ZeroCopyWrite.cs).</summary>
+internal sealed partial class PmemGrpcService
+{
+    /// <summary>
+    /// WriteRegion after <see cref="WriteRegionDeserializer"/>: the bytes are in the mapping (or the
+    /// fault says why not). Without defer_persist they are persisted before the answer: a drain on
+    /// CACHE_LINE, and on PAGE an msync through <see cref="GroupCommit"/> (concurrent writers share one).
+    /// </summary>
+    public async Task<WriteRegionResponse> WriteRegion(ZeroCopyWrite request, ServerCallContext context)
+    {
+        if (request.Fault is { } fault)
+        {
+            ExceptionDispatchInfo.Throw(fault);
+        }
+
+        if (request.Length > 0)
+        {
+            if (!request.DeferPersist)
+            {
+                // The deserializer's lease covered the copy only; persist through a new one on the same mapping.
+                using var lease = _regions.Acquire(request.Name);
+                if (!ReferenceEquals(lease.Mapping, request.Mapping))
+                {
+                    // Unmapped (which persists the whole mapping) and mapped again in between: not ours to acknowledge.
+                    throw new PmemServiceException(StatusCode.FailedPrecondition, PmemErrorReasons.RegionNotMapped,
+                        $"Region '{request.Name}' was unmapped while the write was in flight; write it again.").With("region", request.Name);
+                }
+
+                var start = Stopwatch.GetTimestamp();
+                try
+                {
+                    await GroupCommit.PersistAsync(lease.Map, request.Offset, request.Length).ConfigureAwait(false);
+                }
+                catch (Pmem2Exception e) when (e.IsPersistFailure)
+                {
+                    throw PersistFailed(lease, "WriteRegion", e);
+                }
+                catch (PmemServiceException e) when (e.InnerException is Pmem2Exception { IsPersistFailure: true } inner)
+                {
+                    // GroupCommit's DATA_LOSS for a failed msync (this caller's or the round that covered it).
+                    _ = PersistFailed(lease, "WriteRegion", inner);
+                    throw;
+                }
+                _metrics.Persisted(start, "write", lease.Mapping.EffectiveName);
+            }
+
+            _metrics.Written((long)request.Length, "WriteRegion");
+        }
+
+        return new WriteRegionResponse { BytesWritten = request.Length, Persisted = !request.DeferPersist || request.Length == 0 };
+    }
+}
