@@ -119,6 +119,4 @@ public static class PmemErrorReasons
     public const string RegionFileChanged = "REGION_FILE_CHANGED";
     /// <summary>FAILED_PRECONDITION: the pool's filesystem is read-only (EROFS), e.g. remounted read-only after an error.</summary>
     public const string PoolReadOnly = "POOL_READ_ONLY";
-    /// <summary>RESOURCE_EXHAUSTED: a request message was larger than the server's receive limit.</summary>
-    public const string MessageTooLarge = "MESSAGE_TOO_LARGE";
 }

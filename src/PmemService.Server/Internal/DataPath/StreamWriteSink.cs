@@ -41,6 +41,10 @@ internal sealed class StreamWriteSink
     private readonly ulong _checkSize;
     private readonly RegionBadBlocks? _badBlocks;
 
+    /// <param name="lease">The stream's lease on the region's mapping.</param>
+    /// <param name="start">The header's offset: where the first chunk goes.</param>
+    /// <param name="limit">End of the range the stream may write.</param>
+    /// <param name="checkSize">The size the bounds errors name (the region, or the header's range).</param>
     /// <param name="badBlocks">When given, known bad ranges under each chunk are cleared before its copy, where the platform allows.</param>
     public StreamWriteSink(RegionLease lease, ulong start, ulong limit, ulong checkSize, RegionBadBlocks? badBlocks = null)
     {
