@@ -56,6 +56,7 @@ public static class PmemServiceCollectionExtensions
                 grpc.MaxReceiveMessageSize = pmem.Value.MaxReceiveMessageSize;
                 grpc.MaxSendMessageSize = pmem.Value.MaxSendMessageSize;
                 grpc.EnableDetailedErrors = environment.IsDevelopment();
+                grpc.Interceptors.Add<ErrorMetricsInterceptor>(); // outside the mapping: counts the final status and reason
                 grpc.Interceptors.Add<ErrorMappingInterceptor>();
             });
         services.AddGrpcReflection();
@@ -91,7 +92,8 @@ public static class PmemServiceCollectionExtensions
                 .AddMeter(PmemMetrics.MeterName)
                 .AddMeter("Microsoft.AspNetCore.Server.Kestrel")
                 .AddAspNetCoreInstrumentation()
-                .AddRuntimeInstrumentation())
+                .AddRuntimeInstrumentation()
+                .AddPmemPrometheus(configuration))
             .WithTracing(tracing => tracing
                 .AddSource(PmemActivity.SourceName)
                 .AddAspNetCoreInstrumentation());
