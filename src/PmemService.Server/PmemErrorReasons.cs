@@ -104,4 +104,10 @@ public static class PmemErrorReasons
     public const string Pmem2Error = "PMEM2_ERROR";
     /// <summary>Anything else; details are logged, not returned.</summary>
     public const string Internal = "INTERNAL";
+
+    // Region content (SetRegionContent)
+    /// <summary>INVALID_ARGUMENT: content_crc64 is not 16 hex digits (or is given with clear).</summary>
+    public const string InvalidChecksum = "INVALID_CHECKSUM";
+    /// <summary>FAILED_PRECONDITION: the pool's filesystem has no user extended attributes (EOPNOTSUPP).</summary>
+    public const string ContentMetadataNotSupported = "CONTENT_METADATA_NOT_SUPPORTED";
 }

@@ -15,7 +15,7 @@ namespace PmemService.Server.Internal;
 /// The pmem.v1.PmemService implementation. Handlers throw <see cref="PmemServiceException"/> (or
 /// let Pmem2/IO exceptions through); <see cref="ErrorMappingInterceptor"/> turns them into statuses.
 /// </summary>
-internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
+internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
 {
     private readonly RegionManager _regions;
     private readonly PmemMetrics _metrics;
@@ -47,7 +47,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
     }
 
     public override Task<GetRegionResponse> GetRegion(GetRegionRequest request, ServerCallContext context) =>
-        Task.FromResult(new GetRegionResponse { Region = _regions.Get(request.Name) });
+        Task.FromResult(new GetRegionResponse { Region = WithContent(_regions.Get(request.Name)) });
 
     public override Task<ListRegionsResponse> ListRegions(ListRegionsRequest request, ServerCallContext context)
     {
@@ -270,6 +270,7 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
                 BytesPersisted = persistedEnd - start,
                 PersistedOffset = persistedEnd,
                 Crc64 = crc.GetCurrentHashAsUInt64(),
+                Crc64Hex = RegionContent.Hex(crc.GetCurrentHashAsUInt64()),
             };
         }
         catch (Exception e)
