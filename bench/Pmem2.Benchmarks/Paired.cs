@@ -8,13 +8,18 @@ namespace Pmem2.Benchmarks;
 /// rounds (native, ours, ours, native, ...), each round a batch of calls lasting ~2 ms, the
 /// ratio taken per round pair and then the median. On a machine shared with other work this is
 /// far more robust than comparing two separately measured means, because both sides see the same
-/// load at nearly the same moment. Prints Markdown. Usage: paired [rounds]
+/// load at nearly the same moment. Prints Markdown. Usage: paired [rounds] [results.csv]; with a CSV path
+/// it also writes every row there (size_bytes,op,medium,granularity,ours_ns,native_ns,ratio), the input
+/// of bench/Pmem2.Charts.
 /// </summary>
 internal static class Paired
 {
+    private static readonly List<string> s_csv = [];
+
     public static int Run(string[] args)
     {
         int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 24;
+        var csvPath = args.Length > 2 ? args[2] : null;
         // Process-wide warm-up: one throw-away row, so the first printed row is not measured while
         // shared code paths are still being tiered up.
         {
@@ -86,6 +91,11 @@ internal static class Paired
             c.Cleanup();
         }
 
+        if (csvPath is not null)
+        {
+            File.WriteAllLines(csvPath, ["size_bytes,op,medium,granularity,ours_ns,native_ns,ratio", .. s_csv]);
+        }
+
         return 0;
     }
 
@@ -129,6 +139,8 @@ internal static class Paired
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {size} | {op} | {medium} | {gran} | {Fmt(Median(o))} | {Fmt(Median(n))} | **{ratio:F2}** |"));
+        s_csv.Add(string.Create(CultureInfo.InvariantCulture,
+            $"{Bytes(size)},{op},{medium},{gran},{Median(o):F1},{Median(n):F1},{ratio:F4}"));
     }
 
     private static double Time(Func<nint> f, int reps)
@@ -147,6 +159,14 @@ internal static class Paired
         var s = v.Order().ToList();
         return s.Count % 2 == 1 ? s[s.Count / 2] : (s[(s.Count / 2) - 1] + s[s.Count / 2]) / 2;
     }
+
+    private static long Bytes(string label) => label switch
+    {
+        "-" => 0,
+        _ when label.EndsWith(" MiB", StringComparison.Ordinal) => long.Parse(label[..^4], CultureInfo.InvariantCulture) << 20,
+        _ when label.EndsWith(" KiB", StringComparison.Ordinal) => long.Parse(label[..^4], CultureInfo.InvariantCulture) << 10,
+        _ => long.Parse(label[..^2], CultureInfo.InvariantCulture),
+    };
 
     private static string Label(int n) => n >= 1 << 20 ? $"{n >> 20} MiB" : n >= 1024 ? $"{n >> 10} KiB" : $"{n} B";
 
