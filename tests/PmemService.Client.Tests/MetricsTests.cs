@@ -6,7 +6,13 @@ using PmemService.Contracts.V1;
 
 namespace PmemService.Client.Tests;
 
-/// <summary>Metrics as an operator sees them: a listener attached late, and the Prometheus scrape endpoint of a real server.</summary>
+/// <summary>
+/// Metrics as an operator sees them: a listener attached late, and the Prometheus scrape endpoint of a real server.
+/// Not in parallel with other classes: OpenTelemetry's AddMeter("PmemService") subscribes to every meter of that
+/// name in the process, so other test servers' writes would show up in this server's scrape (one host per
+/// process in production).
+/// </summary>
+[Collection(MetricsCollection.Name)]
 public sealed class MetricsTests
 {
     [Fact]
@@ -107,4 +113,10 @@ public sealed class MetricsTests
 
         throw new InvalidOperationException("repository root not found");
     }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class MetricsCollection
+{
+    public const string Name = "metrics (alone)";
 }
