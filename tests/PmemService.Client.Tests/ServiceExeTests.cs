@@ -39,13 +39,22 @@ public sealed class ServiceExeTests
         var dir = TempDir();
         try
         {
-            var (code, process) = await ChildProcess.RunAsync(Exe, [], dir, new Dictionary<string, string?>
+            var environment = new Dictionary<string, string?>
             {
                 ["ASPNETCORE_ENVIRONMENT"] = "Production",
                 ["PmemService__PoolPath"] = Path.Combine(dir, "pool"),
                 ["PmemService__UnixSocketPath"] = Path.Combine(dir, "pmem.sock"),
                 ["PmemService__TcpEndpoint"] = "not-an-endpoint",
-            });
+            };
+            var (code, process) = await ChildProcess.RunAsync(Exe, [], dir, environment);
+            if (code == 143)
+            {
+                // 128 + SIGTERM from outside this test (seen once in a full run on the shared machine): the
+                // output under test was cut short, so run it again once.
+                process.Dispose();
+                (code, process) = await ChildProcess.RunAsync(Exe, [], dir, environment);
+            }
+
             using (process)
             {
                 Assert.Equal(1, code);
