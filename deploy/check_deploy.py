@@ -1033,13 +1033,189 @@ def check_k8s_matches_chart(by_kind: dict) -> None:
            "security, volumes)", problems)
 
 
+# =============================================================================================
+# Service ports, shutdown margins, Grafana dashboard
+# =============================================================================================
+def named_target_port_problems(objs: list[dict]) -> list[str]:
+    """A Service's named targetPort must be declared by a regular container of every workload it selects.
+
+    Kubernetes resolves a named port declared only by an init container (a native sidecar) since
+    1.33 (kubernetes/kubernetes#127958, fixed by #128850, not backported); on 1.29-1.32 the Service
+    then has no endpoints. Numeric targetPorts always work.
+    """
+    problems = []
+    workloads = [o for o in objs if o.get("kind") in ("Deployment", "DaemonSet", "StatefulSet", "Pod")]
+    for svc in (o for o in objs if o.get("kind") == "Service"):
+        sname = svc.get("metadata", {}).get("name")
+        sel = svc.get("spec", {}).get("selector", {}) or {}
+        selected = []
+        for w in workloads:
+            labels = (w.get("metadata", {}) if w.get("kind") == "Pod" else
+                      w.get("spec", {}).get("template", {}).get("metadata", {})).get("labels", {}) or {}
+            if sel and all(labels.get(k) == v for k, v in sel.items()):
+                selected.append(w)
+        for port in svc.get("spec", {}).get("ports", []):
+            target = port.get("targetPort", port.get("port"))
+            if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
+                continue
+            for w in selected:
+                pod = pod_spec(w) or {}
+                regular = [c.get("name") for c in pod.get("containers", [])
+                           if any(p.get("name") == target for p in c.get("ports", []))]
+                inits = [c.get("name") for c in pod.get("initContainers", [])
+                         if any(p.get("name") == target for p in c.get("ports", []))]
+                if regular:
+                    continue
+                if inits:
+                    problems.append(f"Service {sname}: named targetPort {target!r} is declared only by init/sidecar "
+                                    f"container(s) {inits} of {w['metadata']['name']}; Kubernetes < 1.33 does not "
+                                    "resolve it (use the port number)")
+                else:
+                    problems.append(f"Service {sname}: named targetPort {target!r} is not declared by "
+                                    f"{w['metadata']['name']}")
+    return problems
+
+
+def check_service_ports() -> None:
+    problems = []
+    # The chart: every targetPort is a number or a numeric value (the chart supports 1.29+, and in
+    # sidecar mode the service container is an init container).
+    text = open(os.path.join(CHART, "templates", "service.yaml"), encoding="utf-8").read()
+    targets = re.findall(r"^\s*targetPort:\s*(.+?)\s*$", text, re.M)
+    if not targets:
+        problems.append("service.yaml has no targetPort")
+    for t in targets:
+        if not re.fullmatch(r"\d+|\{\{-?\s*\.Values\.(grpc|metrics)\.port\s*-?\}\}", t):
+            problems.append(f"helm service.yaml: targetPort {t} is not numeric (named ports of native sidecars "
+                            "resolve only on Kubernetes >= 1.33)")
+    # deploy/k8s.
+    objs = []
+    for path in sorted(glob.glob(os.path.join(K8S_DIR, "*.yaml"))):
+        objs += [o for o in load_yaml_all(path) if isinstance(o, dict)]
+    problems += named_target_port_problems(objs)
+    # Seeded cases: bad ones must be rejected for the sidecar reason, good ones accepted.
+    bads = sorted(glob.glob(os.path.join(TESTDATA, "k8s-bad-*.yaml")))
+    goods = sorted(glob.glob(os.path.join(TESTDATA, "k8s-good-*.yaml")))
+    for path in bads:
+        found = named_target_port_problems([o for o in load_yaml_all(path) if isinstance(o, dict)])
+        if not any("only by init/sidecar" in f for f in found):
+            problems.append(f"{rel(path)} was not rejected for a sidecar-only named targetPort ({found})")
+    for path in goods:
+        found = named_target_port_problems([o for o in load_yaml_all(path) if isinstance(o, dict)])
+        if found:
+            problems.append(f"{rel(path)} rejected: {found}")
+    if not bads:
+        problems.append("no deploy/testdata/k8s-bad-*.yaml case")
+    report(f"ports: Services target numeric ports or ports of regular containers (chart, deploy/k8s, "
+           f"{len(bads)} bad / {len(goods)} good cases)", problems)
+
+
+SHUTDOWN_MARGIN = 10
+DEFAULT_SHUTDOWN_TIMEOUT = 30  # HostOptions.ShutdownTimeout default
+
+
+def duration_seconds(text) -> float | None:
+    m = re.fullmatch(r"\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", str(text))
+    if not m or not any(m.groups()):
+        return None
+    return int(m.group(1) or 0) * 60 + float(m.group(2) or 0)
+
+
+def check_shutdown_margins() -> None:
+    """terminationGracePeriodSeconds / stop_grace_period exceed the host's shutdown timeout with a margin."""
+    problems = []
+    values = load_yaml(os.path.join(CHART, "values.yaml"))
+    grace = values.get("terminationGracePeriodSeconds")
+    timeout = values.get("config", {}).get("shutdownTimeoutSeconds")
+    helpers = open(os.path.join(CHART, "templates", "_helpers.tpl"), encoding="utf-8").read()
+    if "DOTNET_SHUTDOWNTIMEOUTSECONDS" not in helpers or "config.shutdownTimeoutSeconds" not in helpers:
+        problems.append("chart: the service container does not set DOTNET_SHUTDOWNTIMEOUTSECONDS from config.shutdownTimeoutSeconds")
+    if not isinstance(grace, int) or not isinstance(timeout, int) or grace < timeout + SHUTDOWN_MARGIN:
+        problems.append(f"chart: terminationGracePeriodSeconds {grace} is not at least config.shutdownTimeoutSeconds "
+                        f"{timeout} + {SHUTDOWN_MARGIN}")
+    for path in sorted(glob.glob(os.path.join(K8S_DIR, "*.yaml"))):
+        for o in load_yaml_all(path):
+            pod = pod_spec(o) if isinstance(o, dict) else None
+            if not pod:
+                continue
+            for c in pod.get("initContainers", []) + pod.get("containers", []):
+                if c.get("name") != "pmem-service":
+                    continue
+                env = {e["name"]: e.get("value") for e in c.get("env", [])}
+                t = int(env.get("DOTNET_SHUTDOWNTIMEOUTSECONDS", DEFAULT_SHUTDOWN_TIMEOUT))
+                g = pod.get("terminationGracePeriodSeconds", 30)
+                if g < t + SHUTDOWN_MARGIN:
+                    problems.append(f"{rel(path)}: terminationGracePeriodSeconds {g} < shutdown timeout {t} + {SHUTDOWN_MARGIN}")
+    compose = load_yaml(os.path.join(ROOT, "docker-compose.yml"))
+    svc = compose.get("services", {}).get("pmem-service", {})
+    t = int(str(svc.get("environment", {}).get("DOTNET_SHUTDOWNTIMEOUTSECONDS", DEFAULT_SHUTDOWN_TIMEOUT)))
+    g = duration_seconds(svc.get("stop_grace_period", "10s"))
+    if g is None or g < t + SHUTDOWN_MARGIN:
+        problems.append(f"docker-compose.yml: stop_grace_period {svc.get('stop_grace_period')} < shutdown timeout {t}s + {SHUTDOWN_MARGIN}s")
+    report(f"shutdown: grace periods exceed the host's shutdown timeout by >= {SHUTDOWN_MARGIN} s (chart, deploy/k8s, compose)", problems)
+
+
+def prometheus_metric_names() -> dict[str, str]:
+    """Instrument name -> Prometheus base name, from PmemMetrics.cs (OpenTelemetry's Prometheus naming)."""
+    path = os.path.join(ROOT, "src", "PmemService.Server", "Internal", "PmemMetrics.cs")
+    text = open(path, encoding="utf-8").read()
+    names = {}
+    for m in re.finditer(r'Create(Counter|Histogram|UpDownCounter|ObservableGauge|ObservableCounter|ObservableUpDownCounter|Gauge)'
+                         r'(?:<\w+>)?\(\s*"([a-z0-9._]+)",\s*(?:[^,"]*?,\s*)??"([^"]*)"', text):
+        kind, name, unit = m.groups()
+        base = name.replace(".", "_")
+        suffix = {"By": "bytes", "s": "seconds"}.get(unit, "")
+        if suffix and not base.endswith("_" + suffix):
+            base += "_" + suffix
+        if kind in ("Counter", "ObservableCounter"):
+            base += "_total"
+        names[name] = base
+    return names
+
+
+def check_grafana_dashboard() -> None:
+    problems = []
+    files = sorted(glob.glob(os.path.join(ROOT, "deploy", "grafana", "*.json")))
+    if not files:
+        report("grafana: dashboard JSON in deploy/grafana", ["no deploy/grafana/*.json"])
+        return
+    metrics = prometheus_metric_names()
+    known = set()
+    for base in metrics.values():
+        known |= {base, base + "_bucket", base + "_sum", base + "_count"}
+    if not metrics:
+        problems.append("no instruments found in PmemMetrics.cs")
+    used = set()
+    for path in files:
+        try:
+            dash = json.load(open(path, encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            problems.append(f"{rel(path)} is not valid JSON: {e}")
+            continue
+        for key in ("title", "panels", "uid", "schemaVersion"):
+            if key not in dash:
+                problems.append(f"{rel(path)}: no {key}")
+        for panel in dash.get("panels", []):
+            for target in panel.get("targets", []):
+                expr = target.get("expr", "")
+                for name in re.findall(r"\b(pmem_[a-z0-9_]+)\s*\{", expr):  # series (labels are pmem_* too)
+                    used.add(name)
+                    if name not in known:
+                        problems.append(f"{rel(path)}: panel {panel.get('title')!r} uses {name}, which PmemMetrics.cs does not export")
+    for inst, base in metrics.items():
+        if not any(u == base or u.startswith(base + "_") for u in used):
+            problems.append(f"no dashboard panel shows {inst} ({base})")
+    report(f"grafana: {len(files)} dashboard(s) parse as JSON; every pmem_* series exists in PmemMetrics.cs and every "
+           f"instrument ({len(metrics)}) has a panel", problems)
+
+
 def main(root: str | None = None) -> int:
     global failures
     failures = 0
     if root:
         set_root(root)
     for fn in (check_dockerfile, check_compose, check_chart_metadata, check_values_schema, check_values_docs,
-               check_templates):
+               check_templates, check_service_ports, check_shutdown_margins, check_grafana_dashboard):
         try:
             fn()
         except Exception as e:  # a crash in a check is a failed check, not a silent pass

@@ -54,10 +54,23 @@ DEFECTS = [
     (DEP, '- name: PmemService__RequireDax\n              value: "true"', '- name: PmemService__RequireDax\n              value: "false"', "matches the chart"),
     (DEP, "            - name: K8S_NODE_NAME\n", "            - name: K8S_NODENAME\n", "matches the chart"),
     ("deploy/k8s/pmem-volume.yaml", "storage: 4Gi\n  volumeMode", "storage: 8Gi\n  volumeMode", "matches the chart"),
+    # Named targetPorts of a native sidecar are not resolved before Kubernetes 1.33.
+    (f"{TPL}/service.yaml", "targetPort: {{ .Values.grpc.port }}", "targetPort: grpc", "ports:"),
+    (DEP, "      targetPort: 5001", "      targetPort: grpc", "ports:"),
+    ("deploy/testdata/k8s-bad-sidecar-named-targetport.yaml", "targetPort: grpc}", "targetPort: 5001}", "ports:"),
+    # Grace periods must exceed the shutdown timeout with a margin.
+    (VALUES, "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 30", "shutdown:"),
+    (DEP, "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 35", "shutdown:"),
+    ("docker-compose.yml", "stop_grace_period: 45s", "stop_grace_period: 30s", "shutdown:"),
+    # The dashboard: valid JSON, and only series PmemMetrics exports.
+    ("deploy/grafana/pmem-service-dashboard.json", "pmem_mapped_bytes{", "pmem_mapped_byte{", "grafana:"),
+    ("deploy/grafana/pmem-service-dashboard.json", '"uid": "pmem-service",', '"uid": "pmem-service"', "grafana:"),
+    ("src/PmemService.Server/Internal/PmemMetrics.cs", '"pmem.errors"', '"pmem.failures"', "grafana:"),
 ]
 
 COPY = ["deploy", "helm", "docker-compose.yml", ".dockerignore", "proto", "PmemService.sln",
-        "Directory.Build.props", "Directory.Packages.props", "global.json", ".editorconfig"]
+        "Directory.Build.props", "Directory.Packages.props", "global.json", ".editorconfig",
+        "src/PmemService.Server/Internal/PmemMetrics.cs"]
 
 
 def make_tree(dst: str) -> None:
@@ -66,6 +79,7 @@ def make_tree(dst: str) -> None:
         if os.path.isdir(src):
             shutil.copytree(src, os.path.join(dst, item))
         elif os.path.exists(src):
+            os.makedirs(os.path.dirname(os.path.join(dst, item)), exist_ok=True)
             shutil.copy2(src, os.path.join(dst, item))
     for proj in glob.glob(os.path.join(ROOT, "src", "*", "*.csproj")):
         r = os.path.relpath(proj, ROOT)

@@ -8,16 +8,21 @@ namespace Pmem2.Benchmarks;
 /// rounds (native, ours, ours, native, ...), each round a batch of calls lasting ~2 ms, the
 /// ratio taken per round pair and then the median. On a machine shared with other work this is
 /// far more robust than comparing two separately measured means, because both sides see the same
-/// load at nearly the same moment. Prints Markdown. Usage: paired [rounds] [row filter ...], a row
-/// filter being size:op:medium:granularity with * for any field and sizes without spaces, e.g.
+/// load at nearly the same moment. Prints Markdown. Usage: paired [rounds] [results.csv] [row filter ...]:
+/// with a CSV path (an argument ending in .csv) it also writes every row there
+/// (size_bytes,op,medium,granularity,ours_ns,native_ns,ratio), the input of bench/Pmem2.Charts; a row
+/// filter is size:op:medium:granularity with * for any field and sizes without spaces, e.g.
 /// <c>paired 24 64KiB:MemsetDefault:Shm:CacheLine 16MiB:*:Shm:*</c> (no filter: every row).
 /// </summary>
 internal static class Paired
 {
+    private static readonly List<string> s_csv = [];
+
     public static int Run(string[] args)
     {
         int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 24;
-        s_filters = args.Skip(2).Select(f => f.Split(':')).ToArray();
+        var csvPath = args.Skip(2).FirstOrDefault(a => a.EndsWith(".csv", StringComparison.OrdinalIgnoreCase));
+        s_filters = args.Skip(2).Where(a => !ReferenceEquals(a, csvPath)).Select(f => f.Split(':')).ToArray();
         // Process-wide warm-up: one throw-away row, so the first printed row is not measured while
         // shared code paths are still being tiered up.
         {
@@ -102,6 +107,11 @@ internal static class Paired
         finally
         {
             c.Cleanup();
+        }
+
+        if (csvPath is not null)
+        {
+            File.WriteAllLines(csvPath, ["size_bytes,op,medium,granularity,ours_ns,native_ns,ratio", .. s_csv]);
         }
 
         return 0;
@@ -197,6 +207,8 @@ internal static class Paired
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {size} | {op} | {medium} | {gran} | {Fmt(Median(o))} | {Fmt(Median(n))} | **{ratio:F2}** |"));
+        s_csv.Add(string.Create(CultureInfo.InvariantCulture,
+            $"{Bytes(size)},{op},{medium},{gran},{Median(o):F1},{Median(n):F1},{ratio:F4}"));
     }
 
     private static double Time(Func<nint> f, int reps)
@@ -215,6 +227,14 @@ internal static class Paired
         var s = v.Order().ToList();
         return s.Count % 2 == 1 ? s[s.Count / 2] : (s[(s.Count / 2) - 1] + s[s.Count / 2]) / 2;
     }
+
+    private static long Bytes(string label) => label switch
+    {
+        "-" => 0,
+        _ when label.EndsWith(" MiB", StringComparison.Ordinal) => long.Parse(label[..^4], CultureInfo.InvariantCulture) << 20,
+        _ when label.EndsWith(" KiB", StringComparison.Ordinal) => long.Parse(label[..^4], CultureInfo.InvariantCulture) << 10,
+        _ => long.Parse(label[..^2], CultureInfo.InvariantCulture),
+    };
 
     private static string Label(int n) => n >= 1 << 20 ? $"{n >> 20} MiB" : n >= 1024 ? $"{n >> 10} KiB" : $"{n} B";
 

@@ -61,12 +61,28 @@ public sealed partial class PmemClient
     /// <param name="offset">Region offset of the first byte.</param>
     /// <param name="progress">Receives the number of source bytes sent so far (it moves back after a resume).</param>
     /// <param name="cancellationToken">Cancels the upload; bytes already acknowledged stay persistent.</param>
-    public async Task<UploadResult> UploadAsync(
+    public Task<UploadResult> UploadAsync(
         Stream source,
         string name,
         long offset = 0,
         IProgress<long>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        UploadAsync(source, name, offset, progress, cancellationToken, stopToken: CancellationToken.None);
+
+    /// <summary>
+    /// Like <see cref="UploadAsync(Stream, string, long, IProgress{long}?, CancellationToken)"/>, with a
+    /// graceful stop: when <paramref name="stopToken"/> fires, no further chunk is sent, the stream is
+    /// completed normally, the server persists what it received and reports the persisted offset, and the
+    /// upload ends with <see cref="PmemUploadStoppedException"/> carrying it (<see cref="PmemException.PersistedOffset"/>).
+    /// <paramref name="cancellationToken"/> still aborts at once (and then the client cannot learn the offset).
+    /// </summary>
+    public async Task<UploadResult> UploadAsync(
+        Stream source,
+        string name,
+        long offset,
+        IProgress<long>? progress,
+        CancellationToken cancellationToken,
+        CancellationToken stopToken)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(name);
@@ -103,6 +119,7 @@ public sealed partial class PmemClient
                 var segmentStart = position;
                 var sent = position;
                 var segmentCrc = new Crc64();
+                var stopped = false;
                 try
                 {
                     using var call = _client.StreamWriteRegion(CreateCallOptions(_options.TransferDeadline, cancellationToken));
@@ -151,6 +168,11 @@ public sealed partial class PmemClient
                         sent = end;
                         progress?.Report(sent);
                         (current, next) = (next, current);
+                        if (stopToken.IsCancellationRequested)
+                        {
+                            stopped = true; // complete the stream: the server persists and reports how far it got
+                            break;
+                        }
                     }
 
                     try
@@ -173,6 +195,11 @@ public sealed partial class PmemClient
                             crc, response.Crc64, offset + segmentStart, length);
                     }
 
+                    if (stopped)
+                    {
+                        throw new PmemUploadStoppedException(name, offset, (long)response.PersistedOffset, null);
+                    }
+
                     break;
                 }
                 catch (RpcException ex) when (!(ex.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested))
@@ -181,6 +208,13 @@ public sealed partial class PmemClient
                     pendingRead = null;
 
                     var error = PmemException.FromRpcException(ex);
+                    if (stopped)
+                    {
+                        // The server ended the shortened stream (STREAM_LENGTH_MISMATCH when total_length was
+                        // sent) after persisting what it had: its persisted offset is the answer.
+                        throw new PmemUploadStoppedException(name, offset, error.PersistedOffset ?? offset + segmentStart, error);
+                    }
+
                     if (!seekable || !(IsResumable(error) || (sawUnavailable && IsRestartGap(error))))
                     {
                         throw error;

@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using Google.Protobuf;
 using Grpc.Core;
@@ -51,7 +50,7 @@ public sealed partial class PmemClient : IDisposable
         Endpoint = endpoint;
 
         var ownsHandler = _options.HttpHandler is null;
-        var handler = _options.HttpHandler ?? CreateHandler(endpoint);
+        var handler = _options.HttpHandler ?? endpoint.CreateHttpHandler();
         var channelOptions = new GrpcChannelOptions
         {
             HttpHandler = handler,
@@ -65,9 +64,7 @@ public sealed partial class PmemClient : IDisposable
             ThrowOperationCanceledOnCancellation = false,
         };
 
-        // The authority of a Unix socket channel is arbitrary; "localhost" keeps Kestrel's host checks happy.
-        var address = endpoint.IsUnixSocket ? new Uri("http://localhost") : endpoint.HttpAddress!;
-        _channel = GrpcChannel.ForAddress(address, channelOptions);
+        _channel = GrpcChannel.ForAddress(endpoint.ChannelAddress, channelOptions);
         _client = new PmemGrpc.PmemServiceClient(_channel);
         _health = new Health.HealthClient(_channel);
     }
@@ -281,46 +278,6 @@ public sealed partial class PmemClient : IDisposable
         exception.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested
             ? new OperationCanceledException("The call was cancelled.", exception, cancellationToken)
             : PmemException.FromRpcException(exception);
-
-    private static SocketsHttpHandler CreateHandler(PmemEndpoint endpoint)
-    {
-        var handler = new SocketsHttpHandler
-        {
-            // Kestrel allows 100 concurrent streams per connection: open more connections beyond that.
-            EnableMultipleHttp2Connections = true,
-            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-            KeepAlivePingDelay = TimeSpan.FromSeconds(60),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(30),
-            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
-            ConnectTimeout = TimeSpan.FromSeconds(10),
-        };
-
-        if (endpoint.SocketPath is { } socketPath)
-        {
-            var socketEndPoint = new UnixDomainSocketEndPoint(socketPath);
-            handler.ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(socketEndPoint, cancellationToken).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch (SocketException ex) when (!File.Exists(socketPath))
-                {
-                    socket.Dispose();
-                    throw new IOException($"the Unix socket {socketPath} does not exist (is PmemService running?)", ex);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            };
-        }
-
-        return handler;
-    }
 
     private static ServiceConfig? CreateServiceConfig(PmemClientOptions options)
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net.Sockets;
 
 namespace PmemService.Client;
 
@@ -136,6 +137,59 @@ public sealed class PmemEndpoint
         }
 
         return new PmemEndpoint(original, Path.GetFullPath(path), null);
+    }
+
+    /// <summary>
+    /// The address to give <c>GrpcChannel.ForAddress</c> (or a gRPC client factory): the HTTP address of a
+    /// TCP endpoint; for a Unix socket <c>http://localhost</c> (the authority is arbitrary; the handler from
+    /// <see cref="CreateHttpHandler"/> dials the socket).
+    /// </summary>
+    public Uri ChannelAddress => HttpAddress ?? new Uri("http://localhost");
+
+    /// <summary>
+    /// The HTTP handler every PmemService channel uses (the SDK, pmemctl, <c>PmemService health</c>,
+    /// <c>AddPmemClient</c>): HTTP/2 keep-alive pings, several connections beyond 100 concurrent
+    /// calls, and for a Unix socket a <see cref="SocketsHttpHandler.ConnectCallback"/> that dials it
+    /// (with a clear error when the socket file does not exist).
+    /// </summary>
+    public SocketsHttpHandler CreateHttpHandler()
+    {
+        var handler = new SocketsHttpHandler
+        {
+            // Kestrel allows 100 concurrent streams per connection: open more connections beyond that.
+            EnableMultipleHttp2Connections = true,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(60),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(30),
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+        };
+
+        if (SocketPath is { } socketPath)
+        {
+            var socketEndPoint = new UnixDomainSocketEndPoint(socketPath);
+            handler.ConnectCallback = async (_, cancellationToken) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(socketEndPoint, cancellationToken).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch (SocketException ex) when (!File.Exists(socketPath))
+                {
+                    socket.Dispose();
+                    throw new IOException($"the Unix socket {socketPath} does not exist (is PmemService running?)", ex);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            };
+        }
+
+        return handler;
     }
 
     /// <summary>The canonical form: <c>unix:///abs/path</c> or <c>http://host:port</c>.</summary>

@@ -140,7 +140,11 @@ public class PmemException : Exception
         var badRequest = status?.GetDetail<BadRequest>();
         if (badRequest is { FieldViolations.Count: > 0 })
         {
-            var violations = string.Join("; ", badRequest.FieldViolations.Select(v => $"{v.Field}: {v.Description}"));
+            // Servers usually repeat the status message as the violation's description: name the field only then.
+            var violations = string.Join("; ", badRequest.FieldViolations.Select(v =>
+                string.IsNullOrEmpty(v.Description) || message.Contains(v.Description, StringComparison.Ordinal)
+                    ? $"field {v.Field}"
+                    : $"{v.Field}: {v.Description}"));
             if (!message.Contains(violations, StringComparison.Ordinal))
             {
                 message = $"{message} ({violations})";
@@ -259,4 +263,32 @@ public sealed class PmemChecksumMismatchException : PmemException
 
     /// <summary>Length of the checked range.</summary>
     public long Length { get; }
+}
+
+/// <summary>
+/// An upload was stopped on request (the stop token of
+/// <see cref="PmemClient.UploadAsync(Stream, string, long, IProgress{long}?, CancellationToken, CancellationToken)"/>):
+/// region bytes from the upload's offset up to <see cref="PmemException.PersistedOffset"/> are persistent.
+/// </summary>
+public sealed class PmemUploadStoppedException : PmemException
+{
+    /// <summary>Creates the exception.</summary>
+    public PmemUploadStoppedException(string region, long offset, long persistedOffset, Exception? innerException)
+        : base(PmemErrorKind.Cancelled, StatusCode.Cancelled, "CANCELLED",
+            string.Create(CultureInfo.InvariantCulture,
+                $"upload to '{region}' stopped: {persistedOffset - offset} bytes persisted, region bytes [{offset}, {persistedOffset}) are durable; resume at offset {persistedOffset}"),
+            new Dictionary<string, string>(), persistedOffset, innerException)
+    {
+        Region = region;
+        Offset = offset;
+    }
+
+    /// <summary>The region of the upload.</summary>
+    public string Region { get; }
+
+    /// <summary>Region offset where the upload started.</summary>
+    public long Offset { get; }
+
+    /// <summary>Bytes of the upload that are persistent.</summary>
+    public long BytesPersisted => (PersistedOffset ?? Offset) - Offset;
 }

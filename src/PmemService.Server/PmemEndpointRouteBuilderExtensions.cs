@@ -30,6 +30,8 @@ public static class PmemEndpointRouteBuilderExtensions
             endpoints.MapGrpcReflectionService();
         }
 
+        PmemPrometheus.MapScrapingEndpoint(endpoints);
+
         return endpoints;
     }
 

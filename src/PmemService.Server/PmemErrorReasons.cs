@@ -119,4 +119,9 @@ public static class PmemErrorReasons
     public const string RegionFileChanged = "REGION_FILE_CHANGED";
     /// <summary>FAILED_PRECONDITION: the pool's filesystem is read-only (EROFS), e.g. remounted read-only after an error.</summary>
     public const string PoolReadOnly = "POOL_READ_ONLY";
+    // Region content (SetRegionContent)
+    /// <summary>INVALID_ARGUMENT: content_crc64 is not 16 hex digits (or is given with clear).</summary>
+    public const string InvalidChecksum = "INVALID_CHECKSUM";
+    /// <summary>FAILED_PRECONDITION: the pool's filesystem has no user extended attributes (EOPNOTSUPP).</summary>
+    public const string ContentMetadataNotSupported = "CONTENT_METADATA_NOT_SUPPORTED";
 }

@@ -63,6 +63,7 @@ public static class PmemServiceCollectionExtensions
                 grpc.MaxReceiveMessageSize = pmem.Value.MaxReceiveMessageSize;
                 grpc.MaxSendMessageSize = pmem.Value.MaxSendMessageSize;
                 grpc.EnableDetailedErrors = environment.IsDevelopment();
+                grpc.Interceptors.Add<ErrorMetricsInterceptor>(); // outside the mapping: counts the final status and reason
                 grpc.Interceptors.Add<ErrorMappingInterceptor>();
             });
         services.AddGrpcReflection();
@@ -93,24 +94,32 @@ public static class PmemServiceCollectionExtensions
             }
         }, preserveStaticLogger: true); // each host owns its logger (several hosts per process, as in tests); Log.Logger stays the bootstrap logger
 
-        // OpenTelemetry only when there is somewhere to send it: without an exporter, the SDK's listeners
-        // would still create and record an Activity and aggregate every measurement of every call, which
-        // on a 4 KiB WriteRegion costs more than the write (issue 10; docs/benchmarks.md "Service").
-        // The meters stay observable in-process (IMeterFactory / MeterListener, dotnet-counters).
-        // Sampling: the SDK reads OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (e.g. parentbased_traceidratio, 0.01).
-        if (!string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        // OpenTelemetry only when there is somewhere to send it (an OTLP endpoint, or the Prometheus
+        // scrape endpoint for metrics): without an exporter, the SDK's listeners would still create and
+        // record an Activity and aggregate every measurement of every call, which on a 4 KiB WriteRegion
+        // costs more than the write (issue 10; docs/benchmarks.md "Service"). The meters stay observable
+        // in-process (IMeterFactory / MeterListener, dotnet-counters). Sampling: the SDK reads
+        // OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG (e.g. parentbased_traceidratio, 0.01).
+        var otlp = !string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        var prometheus = PmemPrometheus.Enabled(configuration[$"{PmemServiceOptions.SectionName}:{nameof(PmemServiceOptions.MetricsEndpoint)}"]);
+        if (otlp || prometheus)
         {
-            services.AddOpenTelemetry()
+            var telemetry = services.AddOpenTelemetry()
                 .ConfigureResource(resource => resource.AddService("pmem-service"))
                 .WithMetrics(metrics => metrics
                     .AddMeter(PmemMetrics.MeterName)
                     .AddMeter("Microsoft.AspNetCore.Server.Kestrel")
                     .AddAspNetCoreInstrumentation()
-                    .AddRuntimeInstrumentation())
-                .WithTracing(tracing => tracing
-                    .AddSource(PmemActivity.SourceName)
-                    .AddAspNetCoreInstrumentation())
-                .UseOtlpExporter();
+                    .AddRuntimeInstrumentation()
+                    .AddPmemPrometheus(configuration));
+            if (otlp)
+            {
+                telemetry
+                    .WithTracing(tracing => tracing
+                        .AddSource(PmemActivity.SourceName)
+                        .AddAspNetCoreInstrumentation())
+                    .UseOtlpExporter();
+            }
         }
 
         return services;

@@ -65,6 +65,12 @@ public sealed class PmemServiceOptions
     /// <summary>Kestrel HTTP/2 per-stream receive window (bytes), at most the connection window.</summary>
     public int Http2StreamWindowSize { get; set; } = 4 << 20;
 
+    /// <summary>
+    /// TCP endpoint "address:port" of the Prometheus scrape endpoint (<c>GET /metrics</c>, HTTP/1.1, its own
+    /// listener because the gRPC listeners speak HTTP/2 only); empty (the default) disables it.
+    /// </summary>
+    public string MetricsEndpoint { get; set; } = string.Empty;
+
     /// <summary>The resolved pool directory.</summary>
     internal string FullPoolPath => Path.GetFullPath(PoolPath);
 

@@ -1,54 +1,79 @@
-using System.Net.Sockets;
+using System.CommandLine;
+using System.Globalization;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using PmemService.Client;
 
 namespace PmemService;
 
 /// <summary>
 /// <c>PmemService health [--address http://127.0.0.1:5001 | unix:/run/pmem/pmem.sock] [--service readiness] [--timeout 5]</c>:
-/// asks grpc.health.v1.Health/Check and exits 0 when SERVING, 1 otherwise, with one line of output.
-/// Chiseled images have no shell or curl, so the image's own binary is the healthcheck.
+/// asks grpc.health.v1.Health/Check and exits 0 when SERVING, 1 otherwise (usage errors included: Docker
+/// reserves exit code 2), with one line of output. Chiseled images have no shell or curl, so the image's
+/// own binary is the healthcheck. Parsed with System.CommandLine, like pmemctl; the channel comes from the
+/// SDK's <see cref="PmemEndpoint"/> (the one Unix-socket dialler shared by the SDK, pmemctl and this probe).
 /// </summary>
 internal static class HealthCommand
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var address = "http://127.0.0.1:5001";
-        var service = string.Empty;
-        var timeout = TimeSpan.FromSeconds(5);
-        for (var i = 0; i < args.Length; i++)
+        var address = new Option<string>("--address", "-a")
         {
-            var value = i + 1 < args.Length ? args[i + 1] : null;
-            switch (args[i])
+            Description = "Address to probe: http://host:port, unix:/path/pmem.sock or unix:///path/pmem.sock",
+            DefaultValueFactory = _ => "http://127.0.0.1:5001",
+        };
+        var service = new Option<string>("--service", "-s")
+        {
+            Description = "gRPC health service name (\"\" = liveness, readiness = pool usable and not draining)",
+            DefaultValueFactory = _ => string.Empty,
+        };
+        var timeout = new Option<double>("--timeout", "-t")
+        {
+            Description = "Deadline of the check in seconds",
+            DefaultValueFactory = _ => 5,
+        };
+        timeout.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<double>() is not > 0)
             {
-                case "--address" when value is not null:
-                    address = value;
-                    i++;
-                    break;
-                case "--service" when value is not null:
-                    service = value;
-                    i++;
-                    break;
-                case "--timeout" when value is not null && double.TryParse(value, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0:
-                    timeout = TimeSpan.FromSeconds(seconds);
-                    i++;
-                    break;
-                case "-h" or "--help":
-                    Console.WriteLine("usage: PmemService health [--address http://127.0.0.1:5001 | unix:/path/pmem.sock] [--service readiness] [--timeout 5]");
-                    return 0;
-                default:
-                    Console.Error.WriteLine($"health: unknown argument '{args[i]}' (see --help)");
-                    return 1;
+                result.AddError("--timeout must be a positive number of seconds");
             }
+        });
+
+        var command = new RootCommand("PmemService health: exit 0 when the gRPC health service is SERVING, 1 otherwise.")
+        {
+            address,
+            service,
+            timeout,
+        };
+        command.SetAction((parseResult, cancellationToken) =>
+            CheckAsync(parseResult.GetValue(address)!, parseResult.GetValue(service) ?? string.Empty, parseResult.GetValue(timeout), cancellationToken));
+
+        var parsed = command.Parse(args);
+        if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
+        {
+            foreach (var error in parsed.Errors)
+            {
+                Console.Error.WriteLine($"health: {error.Message} (see PmemService health --help)");
+            }
+
+            return 1;
         }
 
+        return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }).ConfigureAwait(false);
+    }
+
+    private static async Task<int> CheckAsync(string address, string service, double timeoutSeconds, CancellationToken cancellationToken)
+    {
         var shown = string.IsNullOrEmpty(service) ? "\"\"" : service;
         try
         {
-            using var channel = CreateChannel(address);
+            var endpoint = PmemEndpoint.Parse(address);
+            using var channel = GrpcChannel.ForAddress(endpoint.ChannelAddress, new GrpcChannelOptions { HttpHandler = endpoint.CreateHttpHandler() });
             var client = new Health.HealthClient(channel);
-            var response = await client.CheckAsync(new HealthCheckRequest { Service = service }, deadline: DateTime.UtcNow + timeout);
+            var response = await client.CheckAsync(new HealthCheckRequest { Service = service },
+                deadline: DateTime.UtcNow.AddSeconds(timeoutSeconds), cancellationToken: cancellationToken).ConfigureAwait(false);
             var serving = response.Status == HealthCheckResponse.Types.ServingStatus.Serving;
             Console.WriteLine($"{response.Status.ToString().ToUpperInvariant()}: service {shown} at {address}");
             return serving ? 0 : 1;
@@ -58,38 +83,10 @@ internal static class HealthCommand
             Console.WriteLine($"NOT SERVING: service {shown} at {address}: {e.StatusCode} {e.Status.Detail}");
             return 1;
         }
-        catch (Exception e) when (e is UriFormatException or ArgumentException or InvalidOperationException)
+        catch (Exception e) when (e is FormatException or UriFormatException or ArgumentException or InvalidOperationException)
         {
-            Console.WriteLine($"NOT SERVING: bad address '{address}': {e.Message}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"NOT SERVING: bad address '{address}': {e.Message}"));
             return 1;
         }
-    }
-
-    private static GrpcChannel CreateChannel(string address)
-    {
-        if (!address.StartsWith("unix:", StringComparison.Ordinal))
-        {
-            return GrpcChannel.ForAddress(address);
-        }
-
-        var path = address["unix:".Length..];
-        var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        return GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = handler });
     }
 }

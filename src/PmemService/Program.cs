@@ -1,5 +1,6 @@
 using PmemService;
 using Serilog;
+using Serilog.Formatting.Compact;
 
 // "PmemService health [--address URL] [--service NAME]": a probe for Docker/Helm healthchecks.
 if (args.Length > 0 && args[0] == "health")
@@ -7,8 +8,23 @@ if (args.Length > 0 && args[0] == "health")
     return await HealthCommand.RunAsync(args[1..]);
 }
 
-// Two-stage Serilog bootstrap: a console logger until the host's configuration is loaded.
-Log.Logger = new LoggerConfiguration().WriteTo.Console().CreateBootstrapLogger();
+// Two-stage Serilog bootstrap: a console logger until the host's configuration is loaded. It has the
+// host's format (compact JSON outside Development), so even a fatal start-up error is one JSON line
+// in Production, where log collectors parse every line.
+var environment = Environment.GetEnvironmentVariable("ASPNETCORE_ENVIRONMENT")
+                  ?? Environment.GetEnvironmentVariable("DOTNET_ENVIRONMENT")
+                  ?? Environments.Production;
+var bootstrap = new LoggerConfiguration();
+if (string.Equals(environment, Environments.Development, StringComparison.OrdinalIgnoreCase))
+{
+    bootstrap.WriteTo.Console();
+}
+else
+{
+    bootstrap.WriteTo.Console(new RenderedCompactJsonFormatter());
+}
+
+Log.Logger = bootstrap.CreateBootstrapLogger();
 try
 {
     // appsettings*.json ship next to the binary; the working directory is only for data paths.

@@ -72,6 +72,9 @@ internal sealed class CliContext : IDisposable
 
     public CancellationToken CancellationToken { get; }
 
+    /// <summary>Ctrl+C of this run (graceful stop for commands that support it).</summary>
+    public Interrupts? Interrupts { get; init; }
+
     /// <summary>Whether stdout is the process's real console output (so binary data may go there).</summary>
     public bool IsProcessStdout => ReferenceEquals(Out, Console.Out);
 
@@ -155,7 +158,7 @@ internal sealed class CliContext : IDisposable
                 new PercentageColumn(),
                 new DownloadedColumn { Culture = CultureInfo.InvariantCulture },
                 new TransferSpeedColumn { Culture = CultureInfo.InvariantCulture },
-                new RemainingTimeColumn())
+                new TimeColumn())
             .StartAsync(async progressContext =>
             {
                 var task = progressContext.AddTask(description, autoStart: true, maxValue: Math.Max(1, total ?? 1));
@@ -201,7 +204,7 @@ internal sealed class CliContext : IDisposable
         _ => throw new UsageException($"invalid granularity '{text}': expected byte, cache-line or page"),
     };
 
-    public static object RegionJson(RegionInfo region) => new
+    public static object RegionJson(RegionInfo region, bool? created = null) => new
     {
         name = region.Name,
         size = (long)region.Size,
@@ -210,8 +213,29 @@ internal sealed class CliContext : IDisposable
         effectiveGranularity = region.Mapped ? GranularityName(region.EffectiveGranularity) : null,
         requestedGranularity = region.Mapped ? GranularityName(region.RequestedGranularity) : null,
         mapSync = region.MapSync,
-        created = region.Created ? true : (bool?)null,
+        created = created ?? (region.Created ? true : (bool?)null),
+        contentLength = region.HasContentLength ? (long)region.ContentLength : (long?)null,
+        contentCrc64 = region.HasContentLength ? region.ContentCrc64 : null,
     };
+
+    /// <summary>Remaining time while a transfer runs ("eta 00:00:12"), the elapsed time once it is done ("in 3.4 s").</summary>
+    private sealed class TimeColumn : ProgressColumn
+    {
+        public override Spectre.Console.Rendering.IRenderable Render(Spectre.Console.Rendering.RenderOptions options, ProgressTask task, TimeSpan deltaTime)
+        {
+            if (task.IsFinished)
+            {
+                var elapsed = task.ElapsedTime ?? TimeSpan.Zero;
+                var text = elapsed < TimeSpan.FromMinutes(1)
+                    ? elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture) + " s"
+                    : elapsed.ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture);
+                return new Text("in " + text);
+            }
+
+            var remaining = task.RemainingTime;
+            return new Text("eta " + (remaining is { } r ? r.ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture) : "--:--:--"), new Style(Color.Blue));
+        }
+    }
 
     /// <summary>An <see cref="IProgress{T}"/> that reports synchronously on the reporting thread.</summary>
     private sealed class SyncProgress(Action<long> report) : IProgress<long>

@@ -22,7 +22,9 @@ internal sealed partial class CommandTree
         };
         var granularity = new Option<string?>("--granularity", "-g") { Description = "Granularity for --create: byte, cache-line or page" };
         var chunk = ChunkSizeOption();
-        var put = new Command("put", "Upload a file into a region through StreamWriteRegion (persisted, CRC-64 verified, resumable)")
+        var put = new Command("put", "Upload a file into a region through StreamWriteRegion (persisted, CRC-64 verified, resumable). " +
+                                     "At offset 0 it records the file's length and CRC-64 as the region's content, so 'get NAME FILE' returns exactly the file; " +
+                                     "Ctrl+C stops cleanly and prints how much is persisted")
         {
             file, target, create, granularity, chunk,
         };
@@ -62,10 +64,17 @@ internal sealed partial class CommandTree
                     await EnsureMappedAsync(ctx, t.Name, t.Offset + (total ?? 0), g).ConfigureAwait(false);
                 }
 
+                // The recorded content no longer holds once the region's bytes change: clear it first, record
+                // the new one only when the whole upload (from offset 0) is persistent.
+                var recordContent = await TryContentAsync(ctx, () => ctx.Client.ClearRegionContentAsync(t.Name, ctx.CancellationToken)).ConfigureAwait(false);
+                ctx.Interrupts?.EnableGracefulStop();
+                var stop = ctx.Interrupts?.StopToken ?? CancellationToken.None;
                 var result = await ctx.WithProgressAsync(
                     $"put {t.Name}",
                     total,
-                    progress => ctx.Client.UploadAsync(source, t.Name, t.Offset, progress, ctx.CancellationToken)).ConfigureAwait(false);
+                    progress => ctx.Client.UploadAsync(source, t.Name, t.Offset, progress, ctx.CancellationToken, stop)).ConfigureAwait(false);
+                var recorded = recordContent && t.Offset == 0 && await TryContentAsync(ctx,
+                    () => ctx.Client.SetRegionContentAsync(t.Name, result.Length, result.Crc64, CancellationToken.None)).ConfigureAwait(false);
 
                 if (ctx.Json)
                 {
@@ -75,23 +84,39 @@ internal sealed partial class CommandTree
                         region = result.Region,
                         offset = result.Offset,
                         length = result.Length,
-                        crc64 = $"0x{result.Crc64:x16}",
+                        crc64 = PmemClient.FormatCrc64(result.Crc64),
                         seconds = Math.Round(result.Elapsed.TotalSeconds, 3),
                         bytesPerSecond = Math.Round(result.BytesPerSecond),
                         attempts = result.Attempts,
                         resumedFrom = result.ResumedFrom,
+                        contentRecorded = recorded,
                     });
                 }
                 else
                 {
                     ctx.WriteLine(PmemCtlApp.Invariant(
-                        $"put {path} -> {result.Region}@{result.Offset}: {result.Length} bytes ({Sizes.Format(result.Length)}) in {result.Elapsed.TotalSeconds:0.000} s ({Sizes.FormatRate(result.BytesPerSecond)}), crc64 0x{result.Crc64:x16}, persisted{(result.Attempts > 1 ? $", resumed {result.Attempts - 1} time(s)" : string.Empty)}"));
+                        $"put {path} -> {result.Region}@{result.Offset}: {result.Length} bytes ({Sizes.Format(result.Length)}) in {result.Elapsed.TotalSeconds:0.000} s ({Sizes.FormatRate(result.BytesPerSecond)}), crc64 {PmemClient.FormatCrc64(result.Crc64)}, persisted{(result.Attempts > 1 ? $", resumed {result.Attempts - 1} time(s)" : string.Empty)}{(recorded ? ", content recorded" : string.Empty)}"));
                 }
             }
 
             return ExitCodes.Ok;
         }, chunk);
         return put;
+    }
+
+    /// <summary>Runs a content-metadata call; false (with a note on stderr) when the pool cannot keep it.</summary>
+    private static async Task<bool> TryContentAsync(CliContext ctx, Func<Task> call)
+    {
+        try
+        {
+            await call().ConfigureAwait(false);
+            return true;
+        }
+        catch (PmemException e) when (e.Reason == "CONTENT_METADATA_NOT_SUPPORTED" || e.StatusCode == Grpc.Core.StatusCode.Unimplemented)
+        {
+            await ctx.Err.WriteLineAsync($"note: the content length is not recorded ({e.ReasonOrCode}): 'get' will return the whole region").ConfigureAwait(false);
+            return false;
+        }
     }
 
     private static async Task EnsureMappedAsync(CliContext ctx, string name, long size, Granularity granularity)
@@ -133,7 +158,12 @@ internal sealed partial class CommandTree
                     PmemCtlApp.Invariant($"range {t.Offset}+{t.Length ?? 0} lies outside region '{t.Name}' of {size} bytes"));
             }
 
-            var length = t.Length ?? size - t.Offset;
+            // Without an explicit length: the recorded content (what 'put' stored), else the rest of the region.
+            var content = region.HasContentLength ? (long)region.ContentLength : (long?)null;
+            var end = content is { } c && t.Length is null ? Math.Max(c, t.Offset) : size;
+            var length = t.Length ?? end - t.Offset;
+            ulong? expectedCrc = content is not null && t.Length is null && t.Offset == 0
+                && PmemClient.TryParseCrc64(region.ContentCrc64, out var recordedCrc) ? recordedCrc : null;
             DownloadResult result;
             if (path == "-")
             {
@@ -143,7 +173,8 @@ internal sealed partial class CommandTree
                 }
 
                 await using var stdout = Console.OpenStandardOutput();
-                await ctx.Client.DownloadAsync(t.Name, stdout, t.Offset, length, null, ctx.CancellationToken).ConfigureAwait(false);
+                var streamed = await ctx.Client.DownloadAsync(t.Name, stdout, t.Offset, length, null, ctx.CancellationToken).ConfigureAwait(false);
+                CheckContent(t.Name, streamed, expectedCrc);
                 return ExitCodes.Ok;
             }
 
@@ -159,6 +190,7 @@ internal sealed partial class CommandTree
                         $"get {t.Name}",
                         length,
                         progress => ctx.Client.DownloadAsync(t.Name, path, t.Offset, length, progress, ctx.CancellationToken)).ConfigureAwait(false);
+                CheckContent(t.Name, result, expectedCrc);
                 completed = true;
             }
             finally
@@ -177,21 +209,34 @@ internal sealed partial class CommandTree
                     file = path,
                     offset = result.Offset,
                     length = result.Length,
-                    crc64 = $"0x{result.Crc64:x16}",
+                    crc64 = PmemClient.FormatCrc64(result.Crc64),
                     seconds = Math.Round(result.Elapsed.TotalSeconds, 3),
                     bytesPerSecond = Math.Round(result.BytesPerSecond),
                     attempts = result.Attempts,
+                    content = expectedCrc is not null,
                 });
             }
             else
             {
                 ctx.WriteLine(PmemCtlApp.Invariant(
-                    $"get {result.Region}@{result.Offset} -> {path}: {result.Length} bytes ({Sizes.Format(result.Length)}) in {result.Elapsed.TotalSeconds:0.000} s ({Sizes.FormatRate(result.BytesPerSecond)}), crc64 0x{result.Crc64:x16}"));
+                    $"get {result.Region}@{result.Offset} -> {path}: {result.Length} bytes ({Sizes.Format(result.Length)}) in {result.Elapsed.TotalSeconds:0.000} s ({Sizes.FormatRate(result.BytesPerSecond)}), crc64 {PmemClient.FormatCrc64(result.Crc64)}{(expectedCrc is not null ? " (matches the recorded content)" : string.Empty)}"));
             }
 
             return ExitCodes.Ok;
         }, chunk);
         return get;
+    }
+
+    /// <summary>A download of the recorded content must have the recorded CRC-64 (else the region changed since 'put').</summary>
+    private static void CheckContent(string name, DownloadResult result, ulong? expectedCrc)
+    {
+        if (expectedCrc is { } expected && result.Crc64 != expected)
+        {
+            throw new PmemChecksumMismatchException(
+                $"region '{name}' no longer holds the content 'put' recorded ({result.Length} bytes with crc64 {PmemClient.FormatCrc64(expected)}, " +
+                $"read crc64 {PmemClient.FormatCrc64(result.Crc64)}): it was written since; 'get {name}@0:{result.Length} FILE' reads the bytes anyway",
+                expected, result.Crc64, 0, result.Length);
+        }
     }
 
     private Command BuildWriteCommand()

@@ -31,7 +31,7 @@ internal sealed partial class CommandTree
 
             if (ctx.Json)
             {
-                ctx.WriteJson(list.Select(CliContext.RegionJson));
+                ctx.WriteJson(list.Select(r => CliContext.RegionJson(r)));
                 return ExitCodes.Ok;
             }
 
@@ -78,17 +78,80 @@ internal sealed partial class CommandTree
             Description = "Coarsest store granularity tolerated: byte, cache-line or page [default: page]",
         };
         var create = new Option<bool>("--create", "-c") { Description = "Create the region if it does not exist" };
-        var map = new Command("map", "Open (or create) a region and map it; takes one reference") { name, size, granularity, create };
+        var ifNotMapped = new Option<bool>("--if-not-mapped")
+        {
+            Description = "Take a reference only when the region has none yet, so running the command again (a restarted init container, a retried script) does not pile up references",
+        };
+        var map = new Command("map", "Open (or create) a region and map it; takes one reference, which stays until 'pmemctl unmap' (not when pmemctl exits)")
+        {
+            name, size, granularity, create, ifNotMapped,
+        };
         SetHandler(map, async (ctx, pr) =>
         {
+            var regionName = pr.GetRequiredValue(name);
             var bytes = pr.GetValue(size) is { } s ? Sizes.Parse(s) : 0;
             var g = CliContext.ParseGranularity(pr.GetValue(granularity));
-            var region = await ctx.Client.MapRegionAsync(pr.GetRequiredValue(name), bytes, g, pr.GetValue(create), ctx.CancellationToken)
+            if (pr.GetValue(ifNotMapped))
+            {
+                try
+                {
+                    var existing = await ctx.Client.GetRegionAsync(regionName, ctx.CancellationToken).ConfigureAwait(false);
+                    if (existing.Mapped)
+                    {
+                        if (bytes != 0 && (long)existing.Size != bytes)
+                        {
+                            throw new PmemException(PmemErrorKind.FailedPrecondition, "REGION_SIZE_MISMATCH",
+                                PmemCtlApp.Invariant($"region '{regionName}' has {existing.Size} bytes, not {bytes}"));
+                        }
+
+                        WriteRegion(ctx, existing, "already mapped (no reference added)");
+                        return ExitCodes.Ok;
+                    }
+                }
+                catch (PmemException e) when (e.Kind == PmemErrorKind.RegionNotFound && pr.GetValue(create))
+                {
+                    // Created below.
+                }
+            }
+
+            var region = await ctx.Client.MapRegionAsync(regionName, bytes, g, pr.GetValue(create), ctx.CancellationToken)
                 .ConfigureAwait(false);
             WriteRegion(ctx, region, region.Created ? "created and mapped" : "mapped");
             return ExitCodes.Ok;
         });
         return map;
+    }
+
+    private Command BuildCreateCommand()
+    {
+        var name = new Argument<string>("NAME") { Description = "Region name ([A-Za-z0-9._-], up to 128 characters)" };
+        var size = new Option<string>("--size", "-s") { Description = "Region size, e.g. 64MiB", Required = true };
+        var create = new Command("create", "Create a region if it does not exist (idempotent; an existing region of the same size is fine). Leaves the references as they were: run 'pmemctl map' to use it")
+        {
+            name, size,
+        };
+        SetHandler(create, async (ctx, pr) =>
+        {
+            var regionName = pr.GetRequiredValue(name);
+            var bytes = Sizes.Parse(pr.GetRequiredValue(size));
+            // MapRegion is the only call that creates; the reference it takes is dropped again at once.
+            var region = await ctx.Client.MapRegionAsync(regionName, bytes, Granularity.Unspecified, createIfMissing: true, ctx.CancellationToken)
+                .ConfigureAwait(false);
+            await ctx.Client.UnmapRegionAsync(regionName, CancellationToken.None).ConfigureAwait(false);
+            var info = await ctx.Client.GetRegionAsync(regionName, ctx.CancellationToken).ConfigureAwait(false);
+            if (ctx.Json)
+            {
+                ctx.WriteJson(CliContext.RegionJson(info, created: region.Created));
+            }
+            else
+            {
+                ctx.WriteLine(region.Created ? $"created {regionName}" : $"{regionName} exists");
+                WriteRegion(ctx, info, null);
+            }
+
+            return ExitCodes.Ok;
+        });
+        return create;
     }
 
     private Command BuildUnmapCommand()
@@ -207,6 +270,10 @@ internal sealed partial class CommandTree
             rows.Add(["granularity:", PmemCtlApp.Invariant($"{CliContext.GranularityName(region.EffectiveGranularity)} (requested {CliContext.GranularityName(region.RequestedGranularity)})")]);
             rows.Add(["map_sync:", region.MapSync ? "yes" : "no"]);
         }
+
+        rows.Add(["content:", region.HasContentLength
+            ? PmemCtlApp.Invariant($"{region.ContentLength} bytes ({Sizes.Format((long)region.ContentLength)}), crc64 {region.ContentCrc64}")
+            : "not recorded (get returns the whole region)"]);
 
         WriteColumns(ctx.Out, rows);
     }

@@ -7,10 +7,12 @@ namespace PmemCtl;
 internal sealed partial class CommandTree
 {
     private readonly Action<PmemClientOptions>? _configureClient;
+    private readonly Interrupts _interrupts;
 
-    public CommandTree(Action<PmemClientOptions>? configureClient)
+    public CommandTree(Action<PmemClientOptions>? configureClient, Interrupts interrupts)
     {
         _configureClient = configureClient;
+        _interrupts = interrupts;
     }
 
     private readonly Option<string?> _address = new("--address", "-a")
@@ -58,6 +60,7 @@ internal sealed partial class CommandTree
         };
 
         root.Add(BuildRegionsCommand());
+        root.Add(BuildCreateCommand());
         root.Add(BuildMapCommand());
         root.Add(BuildUnmapCommand());
         root.Add(BuildRmCommand());
@@ -101,7 +104,10 @@ internal sealed partial class CommandTree
                     chunkSize = (int)chunk;
                 }
 
-                context = new CliContext(stdout, stderr, address, format, progress, timeout, chunkSize, _configureClient, cancellationToken);
+                context = new CliContext(stdout, stderr, address, format, progress, timeout, chunkSize, _configureClient, cancellationToken)
+                {
+                    Interrupts = _interrupts,
+                };
                 return await handler(context, parseResult).ConfigureAwait(false);
             }
             catch (Exception ex)

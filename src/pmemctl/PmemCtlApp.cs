@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Help;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using PmemService.Client;
 
 namespace PmemCtl;
@@ -34,16 +35,20 @@ public static partial class PmemCtlApp
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
 
-        var root = new CommandTree(s_configureClient.Value).BuildRootCommand();
+        var interrupts = new Interrupts(cancellationToken);
+        var root = new CommandTree(s_configureClient.Value, interrupts).BuildRootCommand();
         var parseResult = root.Parse(args);
         if (parseResult.Errors.Count > 0 && parseResult.Action is not HelpAction)
         {
-            foreach (var error in parseResult.Errors.Select(e => OneLine(e.Message)).Distinct().Take(3))
-            {
-                await stderr.WriteLineAsync($"error: USAGE: {error}").ConfigureAwait(false);
-            }
-
-            await stderr.WriteLineAsync("Run 'pmemctl --help' for usage.").ConfigureAwait(false);
+            // One error, like other CLIs: "pmemctl frob" is an unknown command, not also a missing one.
+            // An unrecognized token explains the other errors ("frob" is also why no command was given).
+            var first = parseResult.UnmatchedTokens.Count > 0
+                ? parseResult.Errors.FirstOrDefault(e => e.Message.Contains(parseResult.UnmatchedTokens[0], StringComparison.Ordinal)) ?? parseResult.Errors[0]
+                : parseResult.Errors[0];
+            var error = OneLine(first.Message);
+            var command = parseResult.CommandResult.Command;
+            var help = command is RootCommand ? "pmemctl --help" : $"pmemctl {string.Join(' ', CommandPath(parseResult))} --help";
+            await stderr.WriteLineAsync($"error: USAGE: {error} (see '{help}')").ConfigureAwait(false);
             return ExitCodes.Usage;
         }
 
@@ -52,10 +57,35 @@ public static partial class PmemCtlApp
             Output = stdout,
             Error = stderr,
             EnableDefaultExceptionHandler = false,
-            // Ctrl+C handling only for the real process; in-process callers use the token.
-            ProcessTerminationTimeout = ReferenceEquals(stdout, Console.Out) ? TimeSpan.FromSeconds(5) : null,
+            // Ctrl+C is handled by Interrupts (the real process only; in-process callers use the token).
+            ProcessTerminationTimeout = null,
         };
-        return await parseResult.InvokeAsync(invocation, cancellationToken).ConfigureAwait(false);
+        using var sigint = ReferenceEquals(stdout, Console.Out)
+            ? PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
+            {
+                context.Cancel = true; // the command ends itself and reports what it did
+                interrupts.Interrupt();
+            })
+            : null;
+        try
+        {
+            return await parseResult.InvokeAsync(invocation, interrupts.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            interrupts.Dispose();
+        }
+    }
+
+    private static IEnumerable<string> CommandPath(ParseResult parseResult)
+    {
+        var names = new Stack<string>();
+        for (var result = parseResult.CommandResult; result is not null && result.Command is not RootCommand; result = result.Parent as System.CommandLine.Parsing.CommandResult)
+        {
+            names.Push(result.Command.Name);
+        }
+
+        return names;
     }
 
     /// <summary>Test seam: like <see cref="RunAsync"/>, with extra client configuration (e.g. an HTTP handler).</summary>
@@ -91,6 +121,12 @@ public static partial class PmemCtlApp
         {
             case UsageException usage:
                 return (ExitCodes.Usage, "USAGE", usage.Message);
+            case PmemUploadStoppedException stopped:
+                return (ExitCodes.Cancelled, "CANCELLED", "interrupted: " + stopped.Message);
+            case PmemException { Reason: "REGION_NOT_MAPPED" } notMapped:
+                var region = notMapped.Metadata.TryGetValue("region", out var r) ? r : "NAME";
+                return (ExitCode(notMapped.Kind), "REGION_NOT_MAPPED",
+                    $"region '{region}' is not mapped: run 'pmemctl map {region}' first (data commands need a mapping reference; it stays until 'pmemctl unmap {region}')");
             case PmemException pmem:
                 var message = pmem.Message;
                 if (pmem.Kind == PmemErrorKind.Unavailable && pmem.Reason is null)

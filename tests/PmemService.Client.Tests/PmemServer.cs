@@ -52,6 +52,12 @@ public sealed class PmemServer : IAsyncDisposable
     /// <summary><c>http://127.0.0.1:PORT</c> of the current run.</summary>
     public string TcpAddress { get; private set; } = string.Empty;
 
+    /// <summary><c>http://127.0.0.1:PORT</c> of the Prometheus listener (PmemService:MetricsEndpoint), if configured.</summary>
+    public string? MetricsAddress { get; private set; }
+
+    /// <summary>The running host's services.</summary>
+    public IServiceProvider Services => (_app ?? throw new InvalidOperationException("Not running.")).Services;
+
     public static async Task<PmemServer> StartAsync(IDictionary<string, string?>? settings = null)
     {
         // Short path: sun_path is limited to 108 bytes. tmpfs keeps big transfers off the disk.
@@ -84,7 +90,10 @@ public sealed class PmemServer : IAsyncDisposable
         app.MapPmemServices();
         await app.StartAsync().ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses;
-        TcpAddress = addresses.Single(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal));
+        // Listen order: socket, gRPC TCP, then the metrics listener when PmemService:MetricsEndpoint is set.
+        var tcp = addresses.Where(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)).ToList();
+        TcpAddress = tcp[0];
+        MetricsAddress = tcp.Count > 1 ? tcp[1] : null;
         _app = app;
     }
 

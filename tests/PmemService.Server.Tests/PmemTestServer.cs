@@ -9,7 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using PmemService.Contracts.V1;
 using Serilog.Core;
 using Serilog.Events;
-using Client = PmemService.Contracts.V1.PmemService.PmemServiceClient;
+using PmemRpcClient = PmemService.Contracts.V1.PmemService.PmemServiceClient;
 
 namespace PmemService.Server.Tests;
 
@@ -50,9 +50,9 @@ public sealed class PmemTestServer : IAsyncDisposable
 
     public GrpcChannel TcpChannel { get; private set; } = null!;
 
-    public Client Uds => new(UdsChannel);
+    public PmemRpcClient Uds => new(UdsChannel);
 
-    public Client Tcp => new(TcpChannel);
+    public PmemRpcClient Tcp => new(TcpChannel);
 
     public static string NewRoot()
     {

@@ -1,7 +1,7 @@
 using Google.Rpc;
 using Grpc.Core;
 using PmemService.Contracts.V1;
-using Client = PmemService.Contracts.V1.PmemService.PmemServiceClient;
+using PmemRpcClient = PmemService.Contracts.V1.PmemService.PmemServiceClient;
 
 namespace PmemService.Server.Tests;
 
@@ -30,7 +30,7 @@ internal static class TestHelpers
         Assert.Contains(badRequest.FieldViolations, v => v.Field == field);
     }
 
-    public static async Task<RegionInfo> CreateAsync(Client client, string name, ulong size)
+    public static async Task<RegionInfo> CreateAsync(PmemRpcClient client, string name, ulong size)
     {
         var response = await client.MapRegionAsync(new MapRegionRequest { Name = name, Size = size, CreateIfMissing = true });
         return response.Region;

@@ -215,9 +215,16 @@ The PmemService container. As a native sidecar it carries restartPolicy: Always 
     - name: grpc
       containerPort: {{ $v.grpc.port }}
       protocol: TCP
+    {{- if $v.metrics.enabled }}
+    - name: metrics
+      containerPort: {{ $v.metrics.port }}
+      protocol: TCP
+    {{- end }}
   env:
     - name: ASPNETCORE_ENVIRONMENT
       value: {{ $v.config.environment | quote }}
+    - name: DOTNET_SHUTDOWNTIMEOUTSECONDS
+      value: {{ $v.config.shutdownTimeoutSeconds | quote }}
     - name: PmemService__PoolPath
       value: {{ $v.pmem.mountPath | quote }}
     - name: PmemService__UnixSocketPath
@@ -246,6 +253,10 @@ The PmemService container. As a native sidecar it carries restartPolicy: Always 
       valueFrom:
         fieldRef:
           fieldPath: spec.nodeName
+    {{- if $v.metrics.enabled }}
+    - name: PmemService__MetricsEndpoint
+      value: {{ printf "0.0.0.0:%d" (int $v.metrics.port) | quote }}
+    {{- end }}
     {{- if $v.config.otlpEndpoint }}
     - name: OTEL_EXPORTER_OTLP_ENDPOINT
       value: {{ $v.config.otlpEndpoint | quote }}

@@ -54,7 +54,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
     }
 
     public override Task<GetRegionResponse> GetRegion(GetRegionRequest request, ServerCallContext context) =>
-        Task.FromResult(new GetRegionResponse { Region = _badBlocks.Annotate(_regions.Get(request.Name), Path.Combine(_regions.PoolPath, request.Name)) });
+        Task.FromResult(new GetRegionResponse { Region = WithContent(_badBlocks.Annotate(_regions.Get(request.Name), Path.Combine(_regions.PoolPath, request.Name))) });
 
     public override Task<ListRegionsResponse> ListRegions(ListRegionsRequest request, ServerCallContext context)
     {
@@ -268,6 +268,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
                 BytesPersisted = persistedEnd - start,
                 PersistedOffset = persistedEnd,
                 Crc64 = crc.GetCurrentHashAsUInt64(),
+                Crc64Hex = RegionContent.Hex(crc.GetCurrentHashAsUInt64()),
             };
         }
         catch (Exception e)

@@ -43,6 +43,19 @@ internal sealed class PmemKestrelSetup : IConfigureOptions<KestrelServerOptions>
                 kestrel.Listen(endpoint!, listen => listen.Protocols = HttpProtocols.Http2);
             }
         }
+
+        if (!string.IsNullOrWhiteSpace(options.MetricsEndpoint)
+            && PmemServiceOptions.TryParseTcpEndpoint(options.MetricsEndpoint, out var metricsEndpoint, out var metricsLocalhost, out var metricsPort))
+        {
+            if (metricsLocalhost)
+            {
+                kestrel.ListenLocalhost(metricsPort, PmemPrometheus.ConfigureListener);
+            }
+            else
+            {
+                kestrel.Listen(metricsEndpoint!, PmemPrometheus.ConfigureListener);
+            }
+        }
     }
 
     /// <summary>Deletes a socket file left by a crashed server, but never one a live server answers on.</summary>

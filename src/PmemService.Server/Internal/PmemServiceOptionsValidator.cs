@@ -35,6 +35,11 @@ internal sealed class PmemServiceOptionsValidator : IValidateOptions<PmemService
             errors.Add($"{section}:TcpEndpoint '{options.TcpEndpoint}' is not 'address:port' (for example 127.0.0.1:5001 or [::]:5001).");
         }
 
+        if (!string.IsNullOrWhiteSpace(options.MetricsEndpoint) && !PmemServiceOptions.TryParseTcpEndpoint(options.MetricsEndpoint, out _, out _, out _))
+        {
+            errors.Add($"{section}:MetricsEndpoint '{options.MetricsEndpoint}' is not 'address:port' (for example 127.0.0.1:9464 or 0.0.0.0:9464).");
+        }
+
         if (socket is null && string.IsNullOrWhiteSpace(options.TcpEndpoint))
         {
             errors.Add($"{section}: both UnixSocketPath and TcpEndpoint are empty; at least one listener is required.");
