@@ -5,7 +5,7 @@ using System.IO.Hashing;
 using Google.Protobuf;
 using Grpc.Core;
 using PmemService.Contracts.V1;
-using Client = PmemService.Contracts.V1.PmemService.PmemServiceClient;
+using PmemRpcClient = PmemService.Contracts.V1.PmemService.PmemServiceClient;
 
 namespace PmemService.FaultTests;
 
@@ -162,7 +162,7 @@ public static class CrashLoop
         return offset;
     }
 
-    private static async Task UnaryWriterAsync(Client client, int writer, ulong[] areas, ulong areaSize, int seed, Action<Ack> acked, CancellationToken stop)
+    private static async Task UnaryWriterAsync(PmemRpcClient client, int writer, ulong[] areas, ulong areaSize, int seed, Action<Ack> acked, CancellationToken stop)
     {
         var random = new Random(seed);
         while (!stop.IsCancellationRequested)
@@ -195,7 +195,7 @@ public static class CrashLoop
         }
     }
 
-    private static async Task StreamWriterAsync(Client client, int writer, ulong[] areas, ulong areaSize, int seed, Action<Ack> acked, Action partial, CancellationToken stop)
+    private static async Task StreamWriterAsync(PmemRpcClient client, int writer, ulong[] areas, ulong areaSize, int seed, Action<Ack> acked, Action partial, CancellationToken stop)
     {
         var random = new Random(seed);
         const int chunk = 16 << 10;

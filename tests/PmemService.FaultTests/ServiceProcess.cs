@@ -4,7 +4,7 @@ using System.Text;
 using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
-using Client = PmemService.Contracts.V1.PmemService.PmemServiceClient;
+using PmemRpcClient = PmemService.Contracts.V1.PmemService.PmemServiceClient;
 
 namespace PmemService.FaultTests;
 
@@ -56,7 +56,7 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "PmemService.dll");
 
-    public Client Client => new(_channel ?? throw new InvalidOperationException("not started"));
+    public PmemRpcClient Client => new(_channel ?? throw new InvalidOperationException("not started"));
 
     public GrpcChannel Channel => _channel ?? throw new InvalidOperationException("not started");
 
