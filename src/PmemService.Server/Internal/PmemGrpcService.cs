@@ -49,6 +49,14 @@ internal sealed class PmemGrpcService : Contracts.V1.PmemService.PmemServiceBase
         return new UnmapRegionResponse { RemainingReferences = remaining };
     }
 
+    /// <summary>Direct access lane: a grant for the calling process (DirectAccess/DirectSideChannel).</summary>
+    public override Task<OpenDirectResponse> OpenDirect(OpenDirectRequest request, ServerCallContext context)
+    {
+        var http = context.GetHttpContext();
+        var lane = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<DirectAccess.DirectSideChannel>(http.RequestServices);
+        return Task.FromResult(lane.Open(request, PeerCredentials.FromHttpContext(http), overTcp: http.Connection.LocalIpAddress is not null));
+    }
+
     public override Task<GetRegionResponse> GetRegion(GetRegionRequest request, ServerCallContext context) =>
         Task.FromResult(new GetRegionResponse { Region = _regions.Get(request.Name) });
 
