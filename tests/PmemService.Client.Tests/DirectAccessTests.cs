@@ -327,6 +327,24 @@ public sealed class DirectAccessTests
     }
 
     [Fact]
+    public async Task A_client_whose_mapping_granularity_differs_from_the_service_is_refused()
+    {
+        await using var server = await PmemServer.StartAsync();
+        using var client = server.CreateClient();
+        var name = await CreateMappedAsync(client, "gran");
+        Assert.Equal(Granularity.Page, (await client.GetRegionAsync(name)).EffectiveGranularity);
+
+        // Another process whose Pmem2 maps at CACHE_LINE (forced): its flushes would not make the
+        // service's PAGE mapping durable, so the SDK refuses the mapping and ends the lease.
+        var (code, output, error) = await Run(PmemCtlDll(), ["--address", server.UnixAddress, "direct", "get", $"{name}@0:16", Path.Combine(server.Root, "g.bin")],
+            new Dictionary<string, string> { ["PMEM2_FORCE_GRANULARITY"] = "CACHE_LINE" });
+        Assert.NotEqual(0, code);
+        Assert.StartsWith("error: GRANULARITY_MISMATCH: ", error, StringComparison.Ordinal);
+        Assert.Empty(output);
+        await WaitUntil(async () => (await client.GetRegionAsync(name)).DirectLeases == 0, "the refused lease to end");
+    }
+
+    [Fact]
     public async Task Open_and_close_cycles_leak_no_descriptors()
     {
         await using var server = await PmemServer.StartAsync();
@@ -367,9 +385,14 @@ public sealed class DirectAccessTests
         return dll;
     }
 
-    private static async Task<(int Code, string Out, string Err)> Run(string dll, string[] args)
+    private static async Task<(int Code, string Out, string Err)> Run(string dll, string[] args, Dictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (key, value) in environment ?? [])
+        {
+            info.Environment[key] = value;
+        }
+
         info.ArgumentList.Add(dll);
         foreach (var arg in args)
         {
