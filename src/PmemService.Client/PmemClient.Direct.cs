@@ -215,12 +215,12 @@ public sealed class DirectRegion : IDisposable
             try
             {
                 _revoked.Cancel();
+                LeaseRevoked?.Invoke(this, EventArgs.Empty);
             }
-            catch (AggregateException)
+            catch (Exception e) when (e is AggregateException or ObjectDisposedException)
             {
+                // A callback failed, or Dispose raced with the revocation.
             }
-
-            LeaseRevoked?.Invoke(this, EventArgs.Empty);
         }
     }
 
