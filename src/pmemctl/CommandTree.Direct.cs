@@ -22,41 +22,45 @@ internal sealed partial class CommandTree
         {
             var t = RegionTarget.Parse(pr.GetRequiredValue(putTarget), allowLength: false);
             var path = pr.GetRequiredValue(putFile);
-            var data = await File.ReadAllBytesAsync(path, ctx.CancellationToken).ConfigureAwait(false);
+            await using var input = new FileStream(path, new FileStreamOptions { Mode = FileMode.Open, Access = FileAccess.Read, Share = FileShare.Read, BufferSize = 0 });
+            var total = input.Length;
             using var region = await ctx.Client.OpenDirectAsync(t.Name, DirectAccess.ReadWrite, Granularity.Unspecified, ctx.CancellationToken).ConfigureAwait(false);
-            if (t.Offset + data.LongLength > region.Size)
+            if (t.Offset + total > region.Size)
             {
                 throw new PmemException(PmemErrorKind.OutOfRange, "RANGE_OUT_OF_BOUNDS",
-                    PmemCtlApp.Invariant($"{data.Length} bytes at {t.Offset} do not fit region '{t.Name}' of {region.Size} bytes"));
+                    PmemCtlApp.Invariant($"{total} bytes at {t.Offset} do not fit region '{t.Name}' of {region.Size} bytes"));
             }
 
-            var watch = Stopwatch.StartNew();
             // PAGE: plain copies, one msync at the end. CACHE_LINE/BYTE: every piece copied and flushed
-            // (non-temporal stores), one drain at the end.
+            // (non-temporal stores), one drain at the end. The file is read in 1 MiB pieces.
             var page = region.Granularity == Pmem2.Pmem2Granularity.Page;
             var flags = page ? Pmem2.Pmem2MemFlags.NoFlush : Pmem2.Pmem2MemFlags.NoDrain | Pmem2.Pmem2MemFlags.NonTemporal;
-            await ctx.WithProgressAsync($"direct put {t.Name}", data.LongLength, progress =>
+            var buffer = new byte[DirectPiece];
+            var watch = Stopwatch.StartNew();
+            var length = await ctx.WithProgressAsync($"direct put {t.Name}", total, async progress =>
             {
-                for (var done = 0; done < data.Length; done += DirectPiece)
+                long done = 0;
+                int read;
+                while (done < total && (read = await input.ReadAsync(buffer.AsMemory(0, (int)Math.Min(DirectPiece, total - done)), ctx.CancellationToken).ConfigureAwait(false)) > 0)
                 {
-                    var piece = Math.Min(DirectPiece, data.Length - done);
-                    region.Memcpy(t.Offset + done, data.AsSpan(done, piece), flags);
-                    progress?.Report(done + piece);
+                    region.Memcpy(t.Offset + done, buffer.AsSpan(0, read), flags);
+                    done += read;
+                    progress?.Report(done);
                 }
 
                 if (page)
                 {
-                    region.Persist(t.Offset, data.Length);
+                    region.Persist(t.Offset, done);
                 }
                 else
                 {
                     region.Drain();
                 }
 
-                return Task.FromResult(0);
+                return done;
             }).ConfigureAwait(false);
             watch.Stop();
-            Report(ctx, "put", path, t.Name, t.Offset, data.Length, watch.Elapsed, region);
+            Report(ctx, "put", path, t.Name, t.Offset, length, watch.Elapsed, region);
             return ExitCodes.Ok;
         });
 
@@ -69,28 +73,32 @@ internal sealed partial class CommandTree
             var path = pr.GetRequiredValue(getFile);
             using var region = await ctx.Client.OpenDirectAsync(t.Name, DirectAccess.ReadOnly, Granularity.Unspecified, ctx.CancellationToken).ConfigureAwait(false);
             var length = t.Length ?? region.Size - t.Offset;
-            if (t.Offset > region.Size || length > region.Size - t.Offset || length > Array.MaxLength)
+            if (t.Offset > region.Size || length > region.Size - t.Offset)
             {
                 throw new PmemException(PmemErrorKind.OutOfRange, "RANGE_OUT_OF_BOUNDS",
                     PmemCtlApp.Invariant($"range {t.Offset}+{length} lies outside region '{t.Name}' of {region.Size} bytes"));
             }
 
-            var buffer = GC.AllocateUninitializedArray<byte>((int)length);
+            var buffer = new byte[DirectPiece];
             var watch = Stopwatch.StartNew();
-            await ctx.WithProgressAsync($"direct get {t.Name}", length, progress =>
+            await using (var output = new FileStream(path, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, BufferSize = 0 }))
             {
-                for (var done = 0; done < buffer.Length; done += DirectPiece)
+                await ctx.WithProgressAsync($"direct get {t.Name}", length, async progress =>
                 {
-                    var piece = Math.Min(DirectPiece, buffer.Length - done);
-                    region.Read(t.Offset + done, buffer.AsSpan(done, piece));
-                    progress?.Report(done + piece);
-                }
+                    for (long done = 0; done < length; done += DirectPiece)
+                    {
+                        var piece = (int)Math.Min(DirectPiece, length - done);
+                        region.Read(t.Offset + done, buffer.AsSpan(0, piece));
+                        await output.WriteAsync(buffer.AsMemory(0, piece), ctx.CancellationToken).ConfigureAwait(false);
+                        progress?.Report(done + piece);
+                    }
 
-                return Task.FromResult(0);
-            }).ConfigureAwait(false);
+                    return 0;
+                }).ConfigureAwait(false);
+            }
+
             watch.Stop();
-            await File.WriteAllBytesAsync(path, buffer, ctx.CancellationToken).ConfigureAwait(false);
-            Report(ctx, "get", path, t.Name, t.Offset, buffer.Length, watch.Elapsed, region);
+            Report(ctx, "get", path, t.Name, t.Offset, length, watch.Elapsed, region);
             return ExitCodes.Ok;
         });
 
