@@ -24,6 +24,8 @@ public static class PmemErrorReasons
     public const string InvalidRegionSize = "INVALID_REGION_SIZE";
     /// <summary>Granularity value outside the enum.</summary>
     public const string InvalidGranularity = "INVALID_GRANULARITY";
+    /// <summary>OpenDirect access is not READ_ONLY or READ_WRITE.</summary>
+    public const string InvalidDirectAccess = "INVALID_DIRECT_ACCESS";
     /// <summary>Negative page_size.</summary>
     public const string InvalidPageSize = "INVALID_PAGE_SIZE";
     /// <summary>page_token not produced by this service.</summary>
@@ -88,6 +90,8 @@ public static class PmemErrorReasons
     public const string AccessDenied = "ACCESS_DENIED";
     /// <summary>Data-plane RPC over TCP while PmemService:AllowDataPlaneOverTcp is false.</summary>
     public const string UnixSocketRequired = "UNIX_SOCKET_REQUIRED";
+    /// <summary>OpenDirect: the caller's process credentials (SO_PEERCRED) could not be read, or the direct lane is disabled.</summary>
+    public const string DirectAccessUnavailable = "DIRECT_ACCESS_UNAVAILABLE";
 
     // UNAVAILABLE
     /// <summary>The server is shutting down; retry against the next instance.</summary>

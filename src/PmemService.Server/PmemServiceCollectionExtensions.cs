@@ -50,6 +50,12 @@ public static class PmemServiceCollectionExtensions
         services.TryAddSingleton<UnixSocketWatch>();
         services.TryAddSingleton<RegionBadBlocks>();
         services.AddHostedService<PmemHostedService>();
+        // Direct access lane (issue 11). Registered after PmemHostedService so it stops first:
+        // direct leases are revoked before the mappings are persisted and unmapped.
+        services.AddOptions<PmemService.Server.Internal.DirectAccess.DirectAccessOptions>()
+            .Bind(configuration.GetSection(PmemService.Server.Internal.DirectAccess.DirectAccessOptions.SectionName));
+        services.TryAddSingleton<PmemService.Server.Internal.DirectAccess.DirectSideChannel>();
+        services.AddHostedService(provider => provider.GetRequiredService<PmemService.Server.Internal.DirectAccess.DirectSideChannel>());
 
         services.AddGrpc();
         // pmem.v1 is bound with the zero-copy data-path marshallers (DataPath/PmemMethodProvider); the

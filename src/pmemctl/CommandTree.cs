@@ -71,6 +71,7 @@ internal sealed partial class CommandTree
         root.Add(BuildPersistCommand());
         root.Add(BuildHealthCommand());
         root.Add(BuildBenchCommand());
+        root.Add(BuildDirectCommand());
         return root;
     }
 

@@ -53,6 +53,14 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
         return new UnmapRegionResponse { RemainingReferences = remaining };
     }
 
+    /// <summary>Direct access lane: a grant for the calling process (DirectAccess/DirectSideChannel).</summary>
+    public override Task<OpenDirectResponse> OpenDirect(OpenDirectRequest request, ServerCallContext context)
+    {
+        var http = context.GetHttpContext();
+        var lane = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<DirectAccess.DirectSideChannel>(http.RequestServices);
+        return Task.FromResult(lane.Open(request, PeerCredentials.FromHttpContext(http), overTcp: http.Connection.LocalIpAddress is not null));
+    }
+
     public override Task<GetRegionResponse> GetRegion(GetRegionRequest request, ServerCallContext context) =>
         Task.FromResult(new GetRegionResponse { Region = WithContent(_badBlocks.Annotate(_regions.Get(request.Name), Path.Combine(_regions.PoolPath, request.Name))) });
 

@@ -74,13 +74,13 @@ internal sealed class PoolDirectory : IDisposable
         return status;
     }
 
-    /// <summary>Opens an existing region file read-write, never following a symlink; returns it with its fstat.</summary>
-    public (SafeFileHandle Handle, Pmem2FileStatus Status) OpenRegion(string name)
+    /// <summary>Opens an existing region file read-write (or read-only, for direct leases), never following a symlink; returns it with its fstat.</summary>
+    public (SafeFileHandle Handle, Pmem2FileStatus Status) OpenRegion(string name, bool writable = true)
     {
         SafeFileHandle handle;
         try
         {
-            handle = _directory.OpenFile(name, writable: true);
+            handle = _directory.OpenFile(name, writable);
         }
         catch (Pmem2Exception e)
         {

@@ -58,6 +58,9 @@ internal sealed class RegionManager : IDisposable
     /// <summary>Whether the pool lock could only be taken read-only (the pool's filesystem is read-only).</summary>
     public bool PoolReadOnly { get; private set; }
 
+    /// <summary>Direct-access grants and leases (DirectAccess/): counted in Get/List, they block a delete without force.</summary>
+    internal DirectAccess.DirectLeaseRegistry DirectLeases { get; } = new();
+
     /// <summary>Registry entries (tests: names that never existed must not leave entries behind).</summary>
     internal int RegistryCount => _lifecycle?.EntryCount ?? 0;
 
@@ -151,18 +154,52 @@ internal sealed class RegionManager : IDisposable
     public RegionInfo Get(string name)
     {
         RegionName.Validate(name);
-        return Catalog.Get(name);
+        var info = Catalog.Get(name);
+        info.DirectLeases = (uint)DirectLeases.CountFor(name);
+        return info;
     }
 
     /// <summary>ListRegions.</summary>
-    public (List<RegionInfo> Regions, string NextPageToken) List(int pageSize, string pageToken) => Catalog.List(pageSize, pageToken);
+    public (List<RegionInfo> Regions, string NextPageToken) List(int pageSize, string pageToken)
+    {
+        var page = Catalog.List(pageSize, pageToken);
+        if (DirectLeases.Count > 0)
+        {
+            foreach (var info in page.Regions)
+            {
+                info.DirectLeases = (uint)DirectLeases.CountFor(info.Name);
+            }
+        }
 
-    /// <summary>DeleteRegion: refused while mapped unless <paramref name="force"/>.</summary>
-    public Task DeleteAsync(string name, bool force, CancellationToken cancellationToken)
+        return page;
+    }
+
+    /// <summary>DeleteRegion: refused while mapped or held by a direct lease unless <paramref name="force"/>;
+    /// a delete revokes every direct lease on the name (they are left with the unlinked inode).</summary>
+    public async Task DeleteAsync(string name, bool force, CancellationToken cancellationToken)
     {
         RegionName.Validate(name);
         ThrowIfShuttingDown();
-        return Lifecycle.DeleteAsync(name, force, cancellationToken);
+        if (!force && DirectLeases.CountFor(name) is > 0 and var direct)
+        {
+            throw new PmemServiceException(Grpc.Core.StatusCode.FailedPrecondition, PmemErrorReasons.RegionInUse,
+                $"Region '{name}' is held by {direct} direct-access lease(s); close them first or delete with force.")
+                .With("region", name).With("direct_leases", direct);
+        }
+
+        await Lifecycle.DeleteAsync(name, force, cancellationToken).ConfigureAwait(false);
+        if (DirectLeases.Revoke(name) is > 0 and var revoked)
+        {
+            PmemLog.DirectLeasesRevoked(_logger, name, revoked, "deleted");
+        }
+    }
+
+    /// <summary>Opens the region file for a direct lease through the pool descriptor (O_NOFOLLOW), read-only or read-write.</summary>
+    internal (Microsoft.Win32.SafeHandles.SafeFileHandle Handle, Pmem2FileStatus Status) OpenForDirect(string name, bool writable)
+    {
+        RegionName.Validate(name);
+        ThrowIfShuttingDown();
+        return (_pool ?? throw new InvalidOperationException("The pool is not initialized yet.")).OpenRegion(name, writable);
     }
 
     /// <summary>Takes a lease on a mapped region for the duration of one call.</summary>

@@ -50,6 +50,10 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
             static (service, request, call) => service.ReadRegion(request, call));
         context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.PersistRegion), PersistRegionRequest.Parser, PersistRegionResponse.Parser), metadata,
             static (service, request, call) => service.PersistRegion(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.SetRegionContent), SetRegionContentRequest.Parser, SetRegionContentResponse.Parser), metadata,
+            static (service, request, call) => service.SetRegionContent(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.OpenDirect), OpenDirectRequest.Parser, OpenDirectResponse.Parser), metadata,
+            static (service, request, call) => service.OpenDirect(request, call));
         context.AddServerStreamingMethod(
             new Method<StreamReadRegionRequest, StreamReadRegionResponse>(MethodType.ServerStreaming, ServiceName, nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
                 ProtoMarshaller.Create(StreamReadRegionRequest.Parser), ProtoMarshaller.Create(StreamReadRegionResponse.Parser)),
@@ -68,6 +72,23 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
                 ProtoMarshaller.Create(StreamWriteRegionResponse.Parser)),
             metadata,
             static (service, stream, call) => service.StreamWriteRegion(stream, call));
+
+        // The generated binder is off, so a method added to the proto and not bound above would be
+        // UNIMPLEMENTED at run time: refuse to start instead.
+        var bound = new[]
+        {
+            nameof(GeneratedService.PmemServiceBase.MapRegion), nameof(GeneratedService.PmemServiceBase.UnmapRegion),
+            nameof(GeneratedService.PmemServiceBase.GetRegion), nameof(GeneratedService.PmemServiceBase.ListRegions),
+            nameof(GeneratedService.PmemServiceBase.DeleteRegion), nameof(GeneratedService.PmemServiceBase.ReadRegion),
+            nameof(GeneratedService.PmemServiceBase.PersistRegion), nameof(GeneratedService.PmemServiceBase.SetRegionContent),
+            nameof(GeneratedService.PmemServiceBase.OpenDirect), nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
+            nameof(GeneratedService.PmemServiceBase.WriteRegion), nameof(GeneratedService.PmemServiceBase.StreamWriteRegion),
+        };
+        var unbound = GeneratedService.Descriptor.Methods.Select(m => m.Name).Except(bound, StringComparer.Ordinal).ToList();
+        if (unbound.Count > 0)
+        {
+            throw new InvalidOperationException($"pmem.v1 methods not bound by {nameof(PmemMethodProvider)}: {string.Join(", ", unbound)}.");
+        }
     }
 
     private static Method<TRequest, TResponse> Unary<TRequest, TResponse>(string name, MessageParser<TRequest> request, MessageParser<TResponse> response)

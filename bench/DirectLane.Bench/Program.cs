@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Pmem2;
+using PmemService.Client;
+using PmemService.Contracts.V1;
+
+// Direct access lane benchmark (issue 11). One process hosts the real service (Kestrel on a Unix
+// socket under /dev/shm) and is its client. Interleaved repetitions; medians, min-max spread and the
+// load average are printed as a Markdown table. Usage:
+//   dotnet bench/DirectLane.Bench/bin/Release/net10.0/DirectLane.Bench.dll [--size-mib 1024] [--reps 3]
+// Bulk writes copy SIZE in 1 MiB pieces:
+//   CACHE_LINE (PMEM2_FORCE_GRANULARITY=CACHE_LINE set by the bench for those maps): StreamWriteRegion
+//   (the baseline), the direct lane (non-temporal pieces, one drain), and Pmem2 memcpy into a
+//   mapping this process made itself (same flags);
+//   PAGE: StreamWriteRegion vs the direct lane (plain pieces, one msync at the end).
+var sizeMiB = Arg("--size-mib", 1024);
+var reps = Arg("--reps", 3);
+var casOps = Arg("--cas", 100_000);
+var opens = Arg("--opens", 300);
+var piece = 1 << 20;
+var size = (long)sizeMiB << 20;
+
+var root = Path.Combine(Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath(), "pmem-dl-" + Guid.NewGuid().ToString("N")[..8]);
+Directory.CreateDirectory(root);
+var socket = Path.Combine(root, "pmem.sock");
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production", ContentRootPath = root, Args = [] });
+builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+{
+    ["PmemService:PoolPath"] = Path.Combine(root, "pool"),
+    ["PmemService:UnixSocketPath"] = socket,
+    ["PmemService:TcpEndpoint"] = string.Empty,
+    ["PmemService:MaxRegionSize"] = (size * 2).ToString(CultureInfo.InvariantCulture),
+    ["PmemService:MaxMappedBytes"] = (size * 4).ToString(CultureInfo.InvariantCulture),
+    ["Serilog:MinimumLevel:Default"] = "Warning",
+});
+builder.Services.AddPmem(builder.Configuration);
+var app = builder.Build();
+app.MapPmemServices();
+await app.StartAsync();
+var results = new Dictionary<string, List<double>>();
+try
+{
+    using var client = new PmemClient("unix://" + socket, new PmemClientOptions { ChunkSize = piece });
+    var data = new byte[size];
+    Random.Shared.NextBytes(data);
+
+    foreach (var granularity in new[] { "CACHE_LINE", "PAGE" })
+    {
+        Environment.SetEnvironmentVariable("PMEM2_FORCE_GRANULARITY", granularity == "PAGE" ? null : granularity);
+        var name = "bench-" + granularity.ToLowerInvariant();
+        await client.MapRegionAsync(name, size, createIfMissing: true);
+        for (var rep = 0; rep < reps; rep++)
+        {
+            // StreamWriteRegion (baseline)
+            var watch = Stopwatch.StartNew();
+            using (var stream = new MemoryStream(data, writable: false))
+            {
+                await client.UploadAsync(stream, name, 0, null);
+            }
+
+            Add($"{granularity} StreamWriteRegion", size / watch.Elapsed.TotalSeconds);
+
+            // Direct lane
+            using (var direct = await client.OpenDirectAsync(name, DirectAccess.ReadWrite))
+            {
+                var page = direct.Granularity == Pmem2Granularity.Page;
+                var flags = page ? Pmem2MemFlags.NoFlush : Pmem2MemFlags.NoDrain | Pmem2MemFlags.NonTemporal;
+                watch.Restart();
+                for (long offset = 0; offset < size; offset += piece)
+                {
+                    direct.Memcpy(offset, data.AsSpan((int)offset, piece), flags);
+                }
+
+                if (page)
+                {
+                    direct.Persist(0, size);
+                }
+                else
+                {
+                    direct.Drain();
+                }
+
+                Add($"{granularity} direct lane", size / watch.Elapsed.TotalSeconds);
+            }
+
+            if (granularity == "CACHE_LINE")
+            {
+                // Pmem2 in-process: this process maps the file itself.
+                using var source = Pmem2Source.Open(Path.Combine(root, "pool", name));
+                using var map = Pmem2Map.Create(new Pmem2Config { RequiredStoreGranularity = Pmem2Granularity.Page }, source);
+                watch.Restart();
+                for (long offset = 0; offset < size; offset += piece)
+                {
+                    map.Memcpy((ulong)offset, data.AsSpan((int)offset, piece), Pmem2MemFlags.NoDrain | Pmem2MemFlags.NonTemporal);
+                }
+
+                map.Drain();
+                Add($"{granularity} Pmem2 in-process memcpy", size / watch.Elapsed.TotalSeconds);
+            }
+        }
+
+        if (granularity == "CACHE_LINE")
+        {
+            // 8-byte CAS + persist vs gRPC WriteRegion of 8 bytes.
+            using var direct = await client.OpenDirectAsync(name, DirectAccess.ReadWrite);
+            var samples = new double[casOps];
+            for (var i = 0; i < casOps; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                direct.CompareExchange64(4096, i + 1, i);
+                samples[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+
+            Percentiles("CACHE_LINE direct CAS+persist (us)", samples);
+            var grpc = new double[Math.Min(2000, casOps)];
+            var eight = new byte[8];
+            for (var i = 0; i < grpc.Length; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                await client.WriteAsync(name, 4096, eight);
+                grpc[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+
+            Percentiles("CACHE_LINE gRPC WriteRegion 8 B (us)", grpc);
+
+            var open = new double[opens];
+            for (var i = 0; i < opens; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                var lease = await client.OpenDirectAsync(name, DirectAccess.ReadWrite);
+                open[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+                lease.Dispose();
+            }
+
+            Percentiles("open direct lease: OpenDirect + side channel + map (us)", open);
+        }
+
+        await client.UnmapRegionAsync(name);
+        await client.DeleteRegionAsync(name, force: true);
+    }
+}
+finally
+{
+    Environment.SetEnvironmentVariable("PMEM2_FORCE_GRANULARITY", null);
+    await app.StopAsync();
+    await app.DisposeAsync();
+    Directory.Delete(root, recursive: true);
+}
+
+Console.WriteLine(FormattableString.Invariant($"size {sizeMiB} MiB, pieces 1 MiB, {reps} interleaved reps, load average {File.ReadAllText("/proc/loadavg").Trim()}, {Environment.ProcessorCount} CPUs"));
+Console.WriteLine();
+Console.WriteLine("| bulk write | median GB/s | min-max GB/s | vs StreamWriteRegion (median) |");
+Console.WriteLine("|---|---|---|---|");
+foreach (var (key, values) in results)
+{
+    values.Sort();
+    var baseline = results[key.Split(' ')[0] + " StreamWriteRegion"];
+    var ratio = Median(values) / Median(baseline);
+    Console.WriteLine(FormattableString.Invariant($"| {key} | {Median(values) / 1e9:0.000} | {values[0] / 1e9:0.000}-{values[^1] / 1e9:0.000} | {ratio:0.0}x |"));
+}
+
+if (results.TryGetValue("CACHE_LINE direct lane", out var lane) && results.TryGetValue("CACHE_LINE Pmem2 in-process memcpy", out var inproc))
+{
+    Console.WriteLine(FormattableString.Invariant($"\ndirect lane / in-process Pmem2 memcpy (CACHE_LINE, medians): {Median(lane) / Median(inproc):0.00}"));
+}
+
+return 0;
+
+void Add(string key, double bytesPerSecond)
+{
+    if (!results.TryGetValue(key, out var list))
+    {
+        results[key] = list = [];
+    }
+
+    list.Add(bytesPerSecond);
+}
+
+static double Median(List<double> sorted)
+{
+    var copy = sorted.Order().ToList();
+    return copy.Count % 2 == 1 ? copy[copy.Count / 2] : (copy[(copy.Count / 2) - 1] + copy[copy.Count / 2]) / 2;
+}
+
+static void Percentiles(string what, double[] samples)
+{
+    Array.Sort(samples);
+    Console.WriteLine(FormattableString.Invariant($"{what}: p50 {samples[samples.Length / 2]:0.00}, p90 {samples[samples.Length * 9 / 10]:0.00}, p99 {samples[samples.Length * 99 / 100]:0.00}, n {samples.Length}"));
+}
+
+int Arg(string name, int fallback)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+}
