@@ -175,9 +175,7 @@ public sealed class FuseFaultTests(FuseServiceFixture fixture) : IClassFixture<F
 
     /// <summary>
     /// Issue 9 item 2: the last UnmapRegion persists the mapping and reports a failed persist as a
-    /// status. NOTE: this depends on the RegionManager rewrite on the "lifecycle" branch (the last
-    /// Unmap persisting and reporting DATA_LOSS IO_ERROR instead of logging and answering OK); on a
-    /// tree without that change this test FAILS, correctly.
+    /// status (DATA_LOSS IO_ERROR), where ee415a2 logged the failure and answered OK.
     /// </summary>
     [FuseFact]
     public async Task LastUnmapReportsAFailedPersist()
