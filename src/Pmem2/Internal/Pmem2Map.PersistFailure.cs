@@ -22,7 +22,9 @@ namespace Pmem2;
 public sealed unsafe partial class Pmem2Map
 {
     private readonly object _persistGate = new();
-    private readonly SortedSet<long> _msyncsRunning = [];
+    // Tickets of the msyncs running now: a handful at most (one per concurrent persister of this map),
+    // so a list scanned for its minimum; unlike a SortedSet it allocates nothing per msync.
+    private readonly List<long> _msyncsRunning = [];
     private long _nextMsyncTicket;
     private Pmem2Exception? _persistFailure;
 
@@ -102,7 +104,9 @@ public sealed unsafe partial class Pmem2Map
 
         lock (_persistGate)
         {
-            _msyncsRunning.Remove(ticket);
+            var at = _msyncsRunning.IndexOf(ticket);
+            _msyncsRunning[at] = _msyncsRunning[^1];
+            _msyncsRunning.RemoveAt(_msyncsRunning.Count - 1);
             if (error is not null)
             {
                 _persistFailure ??= error;
@@ -113,7 +117,7 @@ public sealed unsafe partial class Pmem2Map
             Monitor.PulseAll(_persistGate);
             // Trust this success only once every msync that started before it ended has returned.
             var end = _nextMsyncTicket;
-            while (_persistFailure is null && _msyncsRunning.Count > 0 && _msyncsRunning.Min < end)
+            while (_persistFailure is null && OldestRunningMsync() < end)
             {
                 Monitor.Wait(_persistGate);
             }
@@ -123,6 +127,18 @@ public sealed unsafe partial class Pmem2Map
                 ThrowSticky(failure);
             }
         }
+    }
+
+    /// <summary>The lowest ticket of a running msync, or long.MaxValue when none runs (call under the gate).</summary>
+    private long OldestRunningMsync()
+    {
+        var oldest = long.MaxValue;
+        foreach (var ticket in _msyncsRunning)
+        {
+            oldest = Math.Min(oldest, ticket);
+        }
+
+        return oldest;
     }
 
     private static void MsyncPagesStep(void* addr, nuint len) => Persistence.PersistPages(addr, len);
