@@ -146,7 +146,10 @@ public sealed class RegionFaultTests
         const string name = "x";
         var target = Path.Combine(server.PoolPath, name);
 
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        // The swapper runs until the mapper is done. The mapper goes on for at least 3 s and until it has
+        // seen both outcomes (a loaded 2-core machine may manage only a few calls in 3 s), at most 30 s.
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var swaps = 0;
         var swapper = Task.Run(() =>
         {
@@ -173,7 +176,8 @@ public sealed class RegionFaultTests
 
         int mapped = 0, refused = 0, attempts = 0;
         var evil = ByteString.CopyFrom(Enumerable.Repeat((byte)0xEE, 4096).ToArray());
-        while (!stop.IsCancellationRequested && attempts < 100_000)
+        while (attempts < 100_000 && clock.Elapsed < TimeSpan.FromSeconds(30)
+            && (clock.Elapsed < TimeSpan.FromSeconds(3) || mapped == 0 || refused == 0))
         {
             attempts++;
             try
@@ -202,6 +206,7 @@ public sealed class RegionFaultTests
             }
         }
 
+        await stop.CancelAsync();
         await swapper;
         Assert.True(swaps > 10, $"only {swaps} swaps");
         Assert.True(mapped > 0 && refused > 0, $"the race was not exercised: {mapped} maps, {refused} refusals in {attempts} attempts");
