@@ -114,4 +114,12 @@ public static class PmemErrorReasons
     public const string PoolReadOnly = "POOL_READ_ONLY";
     /// <summary>RESOURCE_EXHAUSTED: a request message was larger than the server's receive limit.</summary>
     public const string MessageTooLarge = "MESSAGE_TOO_LARGE";
+
+    // Caller identity (issue 12).
+    /// <summary>PERMISSION_DENIED: the Unix socket caller's uid and gid (SO_PEERCRED) are not in
+    /// PmemService:AllowedUids / AllowedGids.</summary>
+    public const string PeerNotAllowed = "PEER_NOT_ALLOWED";
+    /// <summary>UNAUTHENTICATED: the call carries no identity the service can check (a Unix socket
+    /// connection whose SO_PEERCRED could not be read).</summary>
+    public const string Unauthenticated = "UNAUTHENTICATED";
 }

@@ -49,6 +49,7 @@ public static class PmemServiceCollectionExtensions
         services.TryAddSingleton<RegionManager>();
         services.TryAddSingleton<UnixSocketWatch>();
         services.AddHostedService<PmemHostedService>();
+        services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, PeerIdentityStartupFilter>());
 
         services.AddGrpc();
         services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions>()
@@ -58,6 +59,7 @@ public static class PmemServiceCollectionExtensions
                 grpc.MaxSendMessageSize = pmem.Value.MaxSendMessageSize;
                 grpc.EnableDetailedErrors = environment.IsDevelopment();
                 grpc.Interceptors.Add<ErrorMappingInterceptor>();
+                grpc.Interceptors.Add<PeerAuthorizationInterceptor>();
             });
         services.AddGrpcReflection();
 

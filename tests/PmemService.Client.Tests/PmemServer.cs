@@ -29,6 +29,9 @@ public sealed class PmemServer : IAsyncDisposable
             ["PmemService:PoolPath"] = PoolPath,
             ["PmemService:UnixSocketPath"] = SocketPath,
             ["PmemService:TcpEndpoint"] = "127.0.0.1:0",
+            // TCP is a second data-plane transport in these tests (the service default is Unix socket only;
+            // SecurityTests cover the default).
+            ["PmemService:AllowDataPlaneOverTcp"] = "true",
             ["PmemService:MaxRegionSize"] = (1L << 30).ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Serilog:MinimumLevel:Default"] = "Warning",
             ["Serilog:MinimumLevel:Override:PmemService"] = "Warning",

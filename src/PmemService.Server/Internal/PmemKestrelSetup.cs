@@ -28,7 +28,11 @@ internal sealed class PmemKestrelSetup : IConfigureOptions<KestrelServerOptions>
         {
             Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
             RemoveStaleSocket(socket);
-            kestrel.ListenUnixSocket(socket, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.ListenUnixSocket(socket, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.Use(PeerIdentity.ConnectionMiddleware(_logger)); // SO_PEERCRED once per connection
+            });
         }
 
         if (!string.IsNullOrWhiteSpace(options.TcpEndpoint)
