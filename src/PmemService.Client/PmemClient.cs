@@ -50,8 +50,13 @@ public sealed partial class PmemClient : IDisposable
         _options.Validate();
         Endpoint = endpoint;
 
+        if (_options.HasBearerToken && !string.Equals(endpoint.HttpAddress?.Scheme, Uri.UriSchemeHttps, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException($"A bearer token is sent only over TLS: use an https:// address (not {endpoint}).", nameof(options));
+        }
+
         var ownsHandler = _options.HttpHandler is null;
-        var handler = _options.HttpHandler ?? CreateHandler(endpoint);
+        var handler = _options.HttpHandler ?? CreateHandler(endpoint, _options);
         var channelOptions = new GrpcChannelOptions
         {
             HttpHandler = handler,
@@ -64,6 +69,10 @@ public sealed partial class PmemClient : IDisposable
             // DEADLINE_EXCEEDED into OperationCanceledException.
             ThrowOperationCanceledOnCancellation = false,
         };
+        if (_options.HasBearerToken)
+        {
+            channelOptions.Credentials = ChannelCredentials.Create(ChannelCredentials.SecureSsl, PmemClientSecurity.BearerCredentials(_options));
+        }
 
         // The authority of a Unix socket channel is arbitrary; "localhost" keeps Kestrel's host checks happy.
         var address = endpoint.IsUnixSocket ? new Uri("http://localhost") : endpoint.HttpAddress!;
@@ -282,7 +291,7 @@ public sealed partial class PmemClient : IDisposable
             ? new OperationCanceledException("The call was cancelled.", exception, cancellationToken)
             : PmemException.FromRpcException(exception);
 
-    private static SocketsHttpHandler CreateHandler(PmemEndpoint endpoint)
+    private static SocketsHttpHandler CreateHandler(PmemEndpoint endpoint, PmemClientOptions options)
     {
         var handler = new SocketsHttpHandler
         {
@@ -319,6 +328,7 @@ public sealed partial class PmemClient : IDisposable
             };
         }
 
+        PmemClientSecurity.ConfigureTls(handler, options);
         return handler;
     }
 

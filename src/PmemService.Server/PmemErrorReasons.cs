@@ -122,4 +122,9 @@ public static class PmemErrorReasons
     /// <summary>UNAUTHENTICATED: the call carries no identity the service can check (a Unix socket
     /// connection whose SO_PEERCRED could not be read).</summary>
     public const string Unauthenticated = "UNAUTHENTICATED";
+    /// <summary>UNAUTHENTICATED: TCP credentials were presented and rejected (a client certificate not chained
+    /// to PmemService:TcpAuthentication:ClientCaPath, a token with a bad signature, issuer or audience).</summary>
+    public const string InvalidCredentials = "INVALID_CREDENTIALS";
+    /// <summary>UNAUTHENTICATED: the bearer token has expired.</summary>
+    public const string TokenExpired = "TOKEN_EXPIRED";
 }

@@ -49,7 +49,7 @@ public static class PmemServiceCollectionExtensions
         services.TryAddSingleton<RegionManager>();
         services.TryAddSingleton<UnixSocketWatch>();
         services.AddHostedService<PmemHostedService>();
-        services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, PeerIdentityStartupFilter>());
+        services.AddPmemSecurity(configuration); // SO_PEERCRED identity, TCP authentication (mTLS, JWT)
 
         services.AddGrpc();
         services.AddOptions<Grpc.AspNetCore.Server.GrpcServiceOptions>()

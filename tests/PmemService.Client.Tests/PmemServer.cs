@@ -52,7 +52,7 @@ public sealed class PmemServer : IAsyncDisposable
     /// <summary><c>unix:///.../pmem.sock</c>.</summary>
     public string UnixAddress => "unix://" + SocketPath;
 
-    /// <summary><c>http://127.0.0.1:PORT</c> of the current run.</summary>
+    /// <summary><c>http://127.0.0.1:PORT</c> (<c>https://</c> with TCP authentication) of the current run.</summary>
     public string TcpAddress { get; private set; } = string.Empty;
 
     public static async Task<PmemServer> StartAsync(IDictionary<string, string?>? settings = null)
@@ -87,7 +87,7 @@ public sealed class PmemServer : IAsyncDisposable
         app.MapPmemServices();
         await app.StartAsync().ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses;
-        TcpAddress = addresses.Single(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal));
+        TcpAddress = addresses.Single(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal) || a.StartsWith("https://127.0.0.1:", StringComparison.Ordinal));
         _app = app;
     }
 

@@ -1,83 +1,107 @@
+using System.Diagnostics;
+using System.Security.Claims;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
 
 namespace PmemService.Server.Internal;
 
 /// <summary>
-/// Admission of pmem.v1 calls on the Unix socket by the caller's SO_PEERCRED identity: a connection
-/// whose credentials could not be read is UNAUTHENTICATED; with PmemService:AllowedUids/AllowedGids
-/// set, a caller whose uid is not in AllowedUids and whose gid is not in AllowedGids is
-/// PERMISSION_DENIED <c>PEER_NOT_ALLOWED</c> (logged with uid, gid, pid). Runs inside
-/// <see cref="ErrorMappingInterceptor"/>, so its exceptions become statuses with ErrorInfo.
-/// Health and reflection are not pmem.v1 and stay open. On TCP, pmem.v1 calls are PERMISSION_DENIED
-/// <c>UNIX_SOCKET_REQUIRED</c> unless AllowDataPlaneOverTcp.
+/// Admission of pmem.v1 calls by the caller's identity; health and reflection (not pmem.v1) stay open.
+/// <list type="bullet">
+/// <item>Unix socket: the SO_PEERCRED identity (<see cref="PeerIdentity"/>); none read is UNAUTHENTICATED;
+/// with PmemService:AllowedUids/AllowedGids set, a caller in neither list is PERMISSION_DENIED
+/// <c>PEER_NOT_ALLOWED</c> (logged with uid, gid, pid).</item>
+/// <item>TCP with PmemService:TcpAuthentication configured: a client certificate chained to ClientCaPath
+/// or a bearer token signed by a key in JwtKeysPath, checked by the ASP.NET Core handlers; the result
+/// becomes <c>HttpContext.User</c>. No credentials: UNAUTHENTICATED <c>UNAUTHENTICATED</c>; rejected:
+/// <c>INVALID_CREDENTIALS</c>, an expired token <c>TOKEN_EXPIRED</c>.</item>
+/// <item>TCP without authentication: only with AllowDataPlaneOverTcp, otherwise PERMISSION_DENIED
+/// <c>UNIX_SOCKET_REQUIRED</c>.</item>
+/// </list>
+/// Runs inside <see cref="ErrorMappingInterceptor"/>, so its exceptions become statuses with ErrorInfo.
 /// </summary>
 internal sealed class PeerAuthorizationInterceptor : Interceptor
 {
     private const string PmemMethodPrefix = "/pmem.v1.";
 
     private readonly ILogger<PeerAuthorizationInterceptor> _logger;
+    private readonly PmemServiceOptions _options;
+    private readonly PmemTcpAuthenticationOptions _tcp;
     private readonly HashSet<uint> _uids;
     private readonly HashSet<uint> _gids;
-    private readonly bool _allowTcp;
 
-    public PeerAuthorizationInterceptor(ILogger<PeerAuthorizationInterceptor> logger, IOptions<PmemServiceOptions> options)
+    public PeerAuthorizationInterceptor(ILogger<PeerAuthorizationInterceptor> logger, IOptions<PmemServiceOptions> options, IOptions<PmemTcpAuthenticationOptions> tcp)
     {
         _logger = logger;
-        _uids = [.. options.Value.AllowedUids];
-        _gids = [.. options.Value.AllowedGids];
-        _allowTcp = options.Value.AllowDataPlaneOverTcp;
+        _options = options.Value;
+        _tcp = tcp.Value;
+        _uids = [.. _options.AllowedUids];
+        _gids = [.. _options.AllowedGids];
     }
 
-    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        Admit(context);
-        return continuation(request, context);
+        await AdmitAsync(context).ConfigureAwait(false);
+        return await continuation(request, context).ConfigureAwait(false);
     }
 
-    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        Admit(context);
-        return continuation(requestStream, context);
+        await AdmitAsync(context).ConfigureAwait(false);
+        return await continuation(requestStream, context).ConfigureAwait(false);
     }
 
-    public override Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        Admit(context);
-        return continuation(request, responseStream, context);
+        await AdmitAsync(context).ConfigureAwait(false);
+        await continuation(request, responseStream, context).ConfigureAwait(false);
     }
 
-    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        Admit(context);
-        return continuation(requestStream, responseStream, context);
+        await AdmitAsync(context).ConfigureAwait(false);
+        await continuation(requestStream, responseStream, context).ConfigureAwait(false);
     }
 
-    private void Admit(ServerCallContext context)
+    private ValueTask AdmitAsync(ServerCallContext context)
     {
         if (!context.Method.StartsWith(PmemMethodPrefix, StringComparison.Ordinal))
         {
-            return;
+            return ValueTask.CompletedTask;
         }
 
         var http = context.GetHttpContext();
-        if (http.Connection.LocalIpAddress is not null)
+        if (http.Connection.LocalIpAddress is null)
         {
-            if (!_allowTcp)
-            {
-                throw new PmemServiceException(StatusCode.PermissionDenied, PmemErrorReasons.UnixSocketRequired,
-                    "Region RPCs are served only on the Unix domain socket (PmemService:AllowDataPlaneOverTcp=false).");
-            }
-
-            return;
+            AdmitUnixPeer(context.Method, http);
+            return ValueTask.CompletedTask;
         }
 
+        if (_tcp.Enabled)
+        {
+            return AuthenticateTcpAsync(context.Method, http);
+        }
+
+        if (!_options.AllowDataPlaneOverTcp)
+        {
+            throw new PmemServiceException(StatusCode.PermissionDenied, PmemErrorReasons.UnixSocketRequired,
+                "Region RPCs are served only on the Unix domain socket (PmemService:AllowDataPlaneOverTcp=false and no PmemService:TcpAuthentication).");
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private void AdmitUnixPeer(string method, HttpContext http)
+    {
         var peer = PeerIdentity.Get(http);
         if (peer is null)
         {
-            PmemLog.PeerUnauthenticated(_logger, context.Method);
+            PmemLog.PeerUnauthenticated(_logger, method);
             throw new PmemServiceException(StatusCode.Unauthenticated, PmemErrorReasons.Unauthenticated,
                 "The Unix socket peer's credentials (SO_PEERCRED) could not be read.");
         }
@@ -93,8 +117,54 @@ internal sealed class PeerAuthorizationInterceptor : Interceptor
             return;
         }
 
-        PmemLog.PeerNotAllowed(_logger, context.Method, credentials.Uid, credentials.Gid, credentials.Pid);
+        PmemLog.PeerNotAllowed(_logger, method, credentials.Uid, credentials.Gid, credentials.Pid);
         throw new PmemServiceException(StatusCode.PermissionDenied, PmemErrorReasons.PeerNotAllowed,
             $"Unix socket callers with uid {credentials.Uid} / gid {credentials.Gid} are not allowed (PmemService:AllowedUids / AllowedGids).");
+    }
+
+    private async ValueTask AuthenticateTcpAsync(string method, HttpContext http)
+    {
+        var reason = PmemErrorReasons.Unauthenticated;
+        var detail = "no client certificate and no bearer token";
+        if (_tcp.CertificatesEnabled && http.Connection.ClientCertificate is not null)
+        {
+            var result = await http.AuthenticateAsync(PmemSecurityRegistration.CertificateScheme).ConfigureAwait(false);
+            if (result.Succeeded && result.Principal is not null)
+            {
+                Accept(http, result.Principal, "certificate");
+                return;
+            }
+
+            reason = PmemErrorReasons.InvalidCredentials;
+            detail = "client certificate rejected: " + (result.Failure?.Message ?? "not valid");
+        }
+
+        if (_tcp.JwtEnabled && http.Request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            var result = await http.AuthenticateAsync(PmemSecurityRegistration.BearerScheme).ConfigureAwait(false);
+            if (result.Succeeded && result.Principal is not null)
+            {
+                Accept(http, result.Principal, "bearer");
+                return;
+            }
+
+            reason = result.Failure is SecurityTokenExpiredException ? PmemErrorReasons.TokenExpired : PmemErrorReasons.InvalidCredentials;
+            detail = "bearer token rejected: " + (result.Failure?.GetType().Name ?? "not valid");
+        }
+
+        PmemLog.TcpCallerUnauthenticated(_logger, method, http.Connection.RemoteIpAddress?.ToString() ?? "?", reason, detail);
+        throw new PmemServiceException(StatusCode.Unauthenticated, reason, $"The call was not authenticated ({detail}).");
+    }
+
+    private static void Accept(HttpContext http, ClaimsPrincipal principal, string scheme)
+    {
+        http.User = principal;
+        var activity = Activity.Current;
+        if (activity is not null)
+        {
+            activity.SetTag(PeerIdentity.TransportTag, "tcp");
+            activity.SetTag("pmem.auth.scheme", scheme);
+            activity.SetTag("pmem.auth.subject", principal.FindFirst("sub")?.Value ?? principal.Identity?.Name);
+        }
     }
 }

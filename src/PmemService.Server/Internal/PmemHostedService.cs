@@ -75,11 +75,6 @@ internal sealed class PmemHostedService : IHostedLifecycleService
 
         _socketWatch.Record();
 
-        if (_options.AllowDataPlaneOverTcp && !string.IsNullOrWhiteSpace(_options.TcpEndpoint))
-        {
-            PmemLog.DataPlaneOverTcpUnauthenticated(_logger, _options.TcpEndpoint);
-        }
-
         return Task.CompletedTask;
     }
 

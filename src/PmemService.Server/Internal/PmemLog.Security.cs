@@ -22,4 +22,10 @@ internal static partial class PmemLog
 
     [LoggerMessage(105, LogLevel.Debug, "Unix socket connection {ConnectionId}: SO_PEERCRED could not be read ({Reason})", EventName = "PeerCredentialsUnavailable")]
     public static partial void PeerCredentialsUnavailable(ILogger logger, string connectionId, string reason);
+
+    [LoggerMessage(106, LogLevel.Warning, "{Method} from {RemoteAddress} over TCP not authenticated ({Reason}): {Detail}", EventName = "TcpCallerUnauthenticated")]
+    public static partial void TcpCallerUnauthenticated(ILogger logger, string method, string remoteAddress, string reason, string detail);
+
+    [LoggerMessage(107, LogLevel.Information, "TCP {TcpEndpoint} is HTTPS; region RPCs need a client certificate ({Certificates}) or a bearer token ({Tokens})", EventName = "TcpAuthenticationEnabled")]
+    public static partial void TcpAuthenticationEnabled(ILogger logger, string tcpEndpoint, bool certificates, bool tokens);
 }
