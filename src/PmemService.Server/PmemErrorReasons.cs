@@ -127,4 +127,6 @@ public static class PmemErrorReasons
     public const string InvalidCredentials = "INVALID_CREDENTIALS";
     /// <summary>UNAUTHENTICATED: the bearer token has expired.</summary>
     public const string TokenExpired = "TOKEN_EXPIRED";
+    /// <summary>RESOURCE_EXHAUSTED: the caller identity already has PmemService:MaxConcurrentStreamsPerIdentity streams open.</summary>
+    public const string StreamLimit = "STREAM_LIMIT";
 }

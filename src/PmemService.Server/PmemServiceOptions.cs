@@ -63,6 +63,13 @@ public sealed class PmemServiceOptions
     /// <summary>Unix socket callers allowed by primary gid (SO_PEERCRED); see <see cref="AllowedUids"/>.</summary>
     public List<uint> AllowedGids { get; set; } = [];
 
+    /// <summary>
+    /// Streaming calls (StreamReadRegion, StreamWriteRegion) one caller identity may have open at once
+    /// (Unix socket uid, TCP certificate subject or token subject); more are RESOURCE_EXHAUSTED
+    /// <c>STREAM_LIMIT</c>. 0 = unlimited.
+    /// </summary>
+    public int MaxConcurrentStreamsPerIdentity { get; set; } = 64;
+
     /// <summary>Largest incoming gRPC message (a WriteRegion payload or one stream chunk, plus envelope).</summary>
     public int MaxReceiveMessageSize { get; set; } = (4 << 20) + (64 << 10);
 

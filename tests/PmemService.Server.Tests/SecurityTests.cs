@@ -191,6 +191,53 @@ public sealed class SecurityTests
         });
     }
 
+    [Fact]
+    public async Task Streams_per_identity_are_limited_and_released_when_they_end()
+    {
+        await using var server = await StartWithDefaultsAsync(s => s["PmemService:MaxConcurrentStreamsPerIdentity"] = "1");
+        var name = UniqueName("streams");
+        await CreateAsync(server.Uds, name, 8192);
+
+        async Task ReadAll()
+        {
+            using var read = server.Uds.StreamReadRegion(new StreamReadRegionRequest { Name = name });
+            while (await read.ResponseStream.MoveNext(CancellationToken.None))
+            {
+            }
+        }
+
+        // An open upload holds the only stream permit of this uid.
+        using (var upload = server.Uds.StreamWriteRegion())
+        {
+            await upload.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name } });
+            RpcException? refused = null;
+            for (var attempt = 0; attempt < 100 && refused is null; attempt++) // until the upload's handler runs (bounded)
+            {
+                try
+                {
+                    await ReadAll();
+                    await Task.Delay(100);
+                }
+                catch (RpcException e)
+                {
+                    refused = e;
+                }
+            }
+
+            Assert.NotNull(refused);
+            Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+            Assert.Equal("STREAM_LIMIT", refused.GetRpcStatus()!.GetDetail<Google.Rpc.ErrorInfo>()!.Reason);
+            await server.Uds.GetRegionAsync(new GetRegionRequest { Name = name }); // unary calls are not limited
+            Assert.NotEmpty(server.Logs.WithEventName("StreamLimitReached"));
+
+            await upload.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = Google.Protobuf.ByteString.CopyFromUtf8("abc") });
+            await upload.RequestStream.CompleteAsync();
+            Assert.Equal(3UL, (await upload).BytesPersisted);
+        }
+
+        await ReadAll(); // the permit came back when the upload ended
+    }
+
     // ---- a second real Unix user ----------------------------------------------------------------
 
     /// <summary>Creates (once) a system user for the cross-user tests; null with the reason when the test cannot run as root.</summary>

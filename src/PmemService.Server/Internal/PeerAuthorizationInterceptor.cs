@@ -35,9 +35,13 @@ internal sealed class PeerAuthorizationInterceptor : Interceptor
     private readonly HashSet<uint> _uids;
     private readonly HashSet<uint> _gids;
 
-    public PeerAuthorizationInterceptor(ILogger<PeerAuthorizationInterceptor> logger, IOptions<PmemServiceOptions> options, IOptions<PmemTcpAuthenticationOptions> tcp)
+    private readonly StreamLimiter _streams;
+
+    public PeerAuthorizationInterceptor(ILogger<PeerAuthorizationInterceptor> logger, IOptions<PmemServiceOptions> options, IOptions<PmemTcpAuthenticationOptions> tcp,
+        StreamLimiter streams)
     {
         _logger = logger;
+        _streams = streams;
         _options = options.Value;
         _tcp = tcp.Value;
         _uids = [.. _options.AllowedUids];
@@ -53,18 +57,21 @@ internal sealed class PeerAuthorizationInterceptor : Interceptor
     public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
     {
         await AdmitAsync(context).ConfigureAwait(false);
+        using var lease = _streams.Acquire(context);
         return await continuation(requestStream, context).ConfigureAwait(false);
     }
 
     public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
     {
         await AdmitAsync(context).ConfigureAwait(false);
+        using var lease = _streams.Acquire(context);
         await continuation(request, responseStream, context).ConfigureAwait(false);
     }
 
     public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
     {
         await AdmitAsync(context).ConfigureAwait(false);
+        using var lease = _streams.Acquire(context);
         await continuation(requestStream, responseStream, context).ConfigureAwait(false);
     }
 

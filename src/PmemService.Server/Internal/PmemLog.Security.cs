@@ -28,4 +28,7 @@ internal static partial class PmemLog
 
     [LoggerMessage(107, LogLevel.Information, "TCP {TcpEndpoint} is HTTPS; region RPCs need a client certificate ({Certificates}) or a bearer token ({Tokens})", EventName = "TcpAuthenticationEnabled")]
     public static partial void TcpAuthenticationEnabled(ILogger logger, string tcpEndpoint, bool certificates, bool tokens);
+
+    [LoggerMessage(108, LogLevel.Warning, "{Method} refused for {Identity}: it already has {Limit} streams open (PmemService:MaxConcurrentStreamsPerIdentity)", EventName = "StreamLimitReached")]
+    public static partial void StreamLimitReached(ILogger logger, string method, string identity, int limit);
 }

@@ -28,6 +28,7 @@ internal static class PmemSecurityRegistration
             .Validate(o => !o.CertificatesEnabled || File.Exists(o.ClientCaPath), "PmemService:TcpAuthentication:ClientCaPath does not exist.")
             .ValidateOnStart();
         services.TryAddSingleton<JwtKeyRing>();
+        services.TryAddSingleton<StreamLimiter>();
         services.TryAddEnumerable(ServiceDescriptor.Transient<IStartupFilter, PeerIdentityStartupFilter>());
 
         services.AddAuthentication()
