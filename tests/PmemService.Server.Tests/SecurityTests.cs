@@ -280,11 +280,18 @@ public sealed class SecurityTests
     }
 
     /// <summary>A gRPC call (empty request message) over the Unix socket with curl, as the other user; returns curl's exit code and the response headers and trailers.</summary>
-    private static async Task<(int Code, string Output)> CurlGrpcAsOtherAsync((uint Uid, uint Gid) other, string socket, string method)
+    private static Task<(int Code, string Output)> CurlGrpcAsOtherAsync((uint Uid, uint Gid) other, string socket, string method) =>
+        CurlGrpcAsOtherAsync(other, socket, method, []);
+
+    /// <summary>The same with <paramref name="message"/> (a serialized request) as the one message frame.</summary>
+    private static async Task<(int Code, string Output)> CurlGrpcAsOtherAsync((uint Uid, uint Gid) other, string socket, string method, byte[] message)
     {
-        // One gRPC message frame: not compressed, length 0 (an empty request message).
-        var frame = Path.Combine(Path.GetDirectoryName(socket)!, "empty-request.bin");
-        await File.WriteAllBytesAsync(frame, new byte[5]);
+        // One gRPC message frame: not compressed, big-endian length, the message.
+        var frame = Path.Combine(Path.GetDirectoryName(socket)!, $"request-{Guid.NewGuid():N}.bin");
+        var bytes = new byte[5 + message.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(1), message.Length);
+        message.CopyTo(bytes.AsSpan(5));
+        await File.WriteAllBytesAsync(frame, bytes);
         File.SetUnixFileMode(frame, Mode("644"));
         return await RunAsOtherAsync(other, "curl", "-sS", "--http2-prior-knowledge", "--unix-socket", socket,
             "-H", "content-type: application/grpc", "-H", "te: trailers", "--data-binary", "@" + frame,
@@ -357,5 +364,31 @@ public sealed class SecurityTests
         var denial = Assert.Single(server.Logs.WithEventName("PeerNotAllowed"));
         Assert.Equal(other.Value.Uid.ToString(CultureInfo.InvariantCulture), denial.Properties["PeerUid"].ToString());
         Assert.Equal(other.Value.Gid.ToString(CultureInfo.InvariantCulture), denial.Properties["PeerGid"].ToString());
+    }
+
+    [RootFact]
+    public async Task A_write_from_a_user_the_allow_list_refuses_never_reaches_the_region()
+    {
+        // WriteRegion's deserializer copies into the mapping before interceptors run: it must admit the
+        // caller itself first, or a refused caller's bytes would land although the call fails.
+        var other = await OtherUserAsync();
+        Assert.NotNull(other);
+        var root = PmemTestServer.NewRoot();
+        File.SetUnixFileMode(root, Mode("755"));
+        await using var server = await StartWithDefaultsAsync(s =>
+        {
+            s["PmemService:UnixSocketMode"] = "0666";
+            s["PmemService:AllowedUids:0"] = "0";
+        }, root);
+        var name = UniqueName("guarded");
+        await CreateAsync(server.Uds, name, 4096);
+
+        var request = new WriteRegionRequest { Name = name, Offset = 0, Data = Google.Protobuf.ByteString.CopyFrom(Enumerable.Repeat((byte)0xAB, 64).ToArray()) };
+        var call = await CurlGrpcAsOtherAsync(other!.Value, server.SocketPath, "/pmem.v1.PmemService/WriteRegion", Google.Protobuf.MessageExtensions.ToByteArray(request));
+        Assert.NotEqual(7, call.Code);
+        Assert.Contains("grpc-status: 7", call.Output, StringComparison.OrdinalIgnoreCase); // PERMISSION_DENIED
+
+        var stored = await server.Uds.ReadRegionAsync(new ReadRegionRequest { Name = name, Offset = 0, Length = 64 });
+        Assert.All(stored.Data.ToByteArray(), b => Assert.Equal(0, b));
     }
 }

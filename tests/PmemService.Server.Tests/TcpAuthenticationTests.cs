@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using PmemService.Contracts.V1;
 using static PmemService.Server.Tests.TestHelpers;
-using Client = PmemService.Contracts.V1.PmemService.PmemServiceClient;
+using PmemRpcClient = PmemService.Contracts.V1.PmemService.PmemServiceClient;
 
 namespace PmemService.Server.Tests;
 
@@ -93,7 +93,7 @@ public sealed class TcpAuthenticationTests : IAsyncLifetime
         TestPki.Token(key ?? _signing.Key, kid, subject, audience, Issuer, expires);
 
     /// <summary>One call of every pmem.v1 RPC (unary, server streaming, client streaming) with the given headers.</summary>
-    private static IEnumerable<(string Rpc, Func<Task> Call)> EveryRpc(Client client, string name, Metadata? headers = null)
+    private static IEnumerable<(string Rpc, Func<Task> Call)> EveryRpc(PmemRpcClient client, string name, Metadata? headers = null)
     {
         yield return ("MapRegion", async () => await client.MapRegionAsync(new MapRegionRequest { Name = name, Size = 4096, CreateIfMissing = true }, headers));
         yield return ("GetRegion", async () => await client.GetRegionAsync(new GetRegionRequest { Name = name }, headers));
@@ -127,7 +127,7 @@ public sealed class TcpAuthenticationTests : IAsyncLifetime
         yield return ("DeleteRegion", async () => await client.DeleteRegionAsync(new DeleteRegionRequest { Name = name, Force = true }, headers));
     }
 
-    private async Task AssertEveryRpcRefused(Client client, Metadata? headers, string reason)
+    private async Task AssertEveryRpcRefused(PmemRpcClient client, Metadata? headers, string reason)
     {
         var name = UniqueName("victim");
         await CreateAsync(_server.Uds, name, 4096); // exists, owned by the socket caller
@@ -144,7 +144,7 @@ public sealed class TcpAuthenticationTests : IAsyncLifetime
     public async Task No_credentials_every_rpc_is_unauthenticated_and_health_is_served()
     {
         using var channel = Channel(_server);
-        await AssertEveryRpcRefused(new Client(channel), null, "UNAUTHENTICATED");
+        await AssertEveryRpcRefused(new PmemRpcClient(channel), null, "UNAUTHENTICATED");
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving,
             (await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest { Service = "readiness" })).Status);
         Assert.Contains(_server.Logs.WithEventName("TcpCallerUnauthenticated"), e => e.Properties["Reason"].ToString() == "\"UNAUTHENTICATED\"");
@@ -155,7 +155,7 @@ public sealed class TcpAuthenticationTests : IAsyncLifetime
     {
         using var rogue = TestPki.Issue(_rogueCa, "app-1", server: false);
         using var channel = Channel(_server, rogue);
-        await AssertEveryRpcRefused(new Client(channel), null, "INVALID_CREDENTIALS");
+        await AssertEveryRpcRefused(new PmemRpcClient(channel), null, "INVALID_CREDENTIALS");
     }
 
     [Fact]
@@ -163,14 +163,14 @@ public sealed class TcpAuthenticationTests : IAsyncLifetime
     {
         using var wrongUse = TestPki.Issue(_ca, "app-1", server: true); // right CA, no clientAuth EKU
         using var channel = Channel(_server, wrongUse);
-        await AssertError(async () => await new Client(channel).ListRegionsAsync(new ListRegionsRequest()), StatusCode.Unauthenticated, "INVALID_CREDENTIALS");
+        await AssertError(async () => await new PmemRpcClient(channel).ListRegionsAsync(new ListRegionsRequest()), StatusCode.Unauthenticated, "INVALID_CREDENTIALS");
     }
 
     [Fact]
     public async Task Wrong_token_signature_audience_and_expired_token_are_refused()
     {
         using var channel = Channel(_server);
-        var client = new Client(channel);
+        var client = new PmemRpcClient(channel);
         using var other = RSA.Create(2048);
         await AssertEveryRpcRefused(client, Bearer(Token(key: other)), "INVALID_CREDENTIALS");
         await AssertError(async () => await client.ListRegionsAsync(new ListRegionsRequest(), Bearer(Token(audience: "someone-else"))), StatusCode.Unauthenticated, "INVALID_CREDENTIALS");
@@ -184,7 +184,7 @@ public sealed class TcpAuthenticationTests : IAsyncLifetime
         using var cert = TestPki.Issue(_ca, "app-1", server: false);
         using var certChannel = Channel(_server, cert);
         using var plainChannel = Channel(_server);
-        foreach (var (client, headers) in new[] { (new Client(certChannel), (Metadata?)null), (new Client(plainChannel), Bearer(Token())) })
+        foreach (var (client, headers) in new[] { (new PmemRpcClient(certChannel), (Metadata?)null), (new PmemRpcClient(plainChannel), Bearer(Token())) })
         {
             var name = UniqueName("ok");
             foreach (var (rpc, call) in EveryRpc(client, name, headers))
@@ -207,7 +207,7 @@ public sealed class TcpAuthenticationTests : IAsyncLifetime
     public async Task Signing_keys_rotate_without_a_restart()
     {
         using var channel = Channel(_server);
-        var client = new Client(channel);
+        var client = new PmemRpcClient(channel);
         using var next = RSA.Create(2048);
         await AssertError(async () => await client.ListRegionsAsync(new ListRegionsRequest(), Bearer(Token(key: next, kid: "k2"))), StatusCode.Unauthenticated, "INVALID_CREDENTIALS");
 
@@ -226,7 +226,7 @@ public sealed class TcpAuthenticationTests : IAsyncLifetime
         await using var server = await StartAsync(certificates: true, tokens: false);
         using (var channel = Channel(server))
         {
-            var e = await Assert.ThrowsAsync<RpcException>(async () => await new Client(channel).ListRegionsAsync(new ListRegionsRequest()));
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await new PmemRpcClient(channel).ListRegionsAsync(new ListRegionsRequest()));
             // The TLS handshake fails: a transport error, no status from the service.
             Assert.Contains(e.StatusCode, new[] { StatusCode.Unavailable, StatusCode.Internal });
             Assert.Null(e.GetRpcStatus());
@@ -235,7 +235,7 @@ public sealed class TcpAuthenticationTests : IAsyncLifetime
         using var cert = TestPki.Issue(_ca, "app-1", server: false);
         using (var channel = Channel(server, cert))
         {
-            await new Client(channel).ListRegionsAsync(new ListRegionsRequest());
+            await new PmemRpcClient(channel).ListRegionsAsync(new ListRegionsRequest());
         }
     }
 

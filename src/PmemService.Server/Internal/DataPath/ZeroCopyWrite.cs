@@ -95,7 +95,7 @@ internal sealed class WriteRegionDeserializer
         {
             // TCP: authentication (or the refusal UNIX_SOCKET_REQUIRED) happens in the interceptor, after
             // this deserializer. Hold the bytes in a pooled buffer; the handler copies them once admitted.
-            var held = ArrayPool<byte>.Shared.Rent(fields.DataLength);
+            var held = ArrayPool<byte>.Shared.Rent(checked((int)fields.DataLength)); // at most the receive limit
             payload.Slice(fields.DataStart, fields.DataLength).CopyTo(held);
             call.Held = held;
             return call;
