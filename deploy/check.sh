@@ -31,6 +31,14 @@ if command -v docker-compose >/dev/null 2>&1; then
   else
     fail "docker-compose config (docker-compose.yml, defaults): $out"
   fi
+  if out=$(env -u PMEM_DIR -u PMEM_UID -u PMEM_GID -u PMEM_REQUIRE_DAX -u PMEM_TCP_PORT \
+             docker-compose -f docker-compose.yml -f deploy/compose.tcp-auth.yml config 2>&1) \
+     && grep -q 'PmemService__TcpAuthentication__ClientCaPath: /run/secrets/pmem-client-ca' <<<"$out" \
+     && grep -q 'unix:/run/pmem/pmem.sock' <<<"$out"; then
+    ok "docker-compose config (deploy/compose.tcp-auth.yml override: TCP authentication from secrets, socket health probe)"
+  else
+    fail "docker-compose config (deploy/compose.tcp-auth.yml override): $out"
+  fi
   if out=$(PMEM_DIR=/mnt/pmem0/pmem-service PMEM_UID=1000 PMEM_GID=1000 PMEM_REQUIRE_DAX=true \
              docker-compose -f docker-compose.yml config 2>&1) \
      && grep -q '/mnt/pmem0/pmem-service:/pmem' <<<"$out" \

@@ -49,8 +49,13 @@ public sealed partial class PmemClient : IDisposable
         _options.Validate();
         Endpoint = endpoint;
 
+        if (_options.HasBearerToken && !string.Equals(endpoint.HttpAddress?.Scheme, Uri.UriSchemeHttps, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException($"A bearer token is sent only over TLS: use an https:// address (not {endpoint}).", nameof(options));
+        }
+
         var ownsHandler = _options.HttpHandler is null;
-        var handler = _options.HttpHandler ?? endpoint.CreateHttpHandler();
+        var handler = _options.HttpHandler ?? CreateHandler(endpoint, _options);
         var channelOptions = new GrpcChannelOptions
         {
             HttpHandler = handler,
@@ -63,6 +68,10 @@ public sealed partial class PmemClient : IDisposable
             // DEADLINE_EXCEEDED into OperationCanceledException.
             ThrowOperationCanceledOnCancellation = false,
         };
+        if (_options.HasBearerToken)
+        {
+            channelOptions.Credentials = ChannelCredentials.Create(ChannelCredentials.SecureSsl, PmemClientSecurity.BearerCredentials(_options));
+        }
 
         _channel = GrpcChannel.ForAddress(endpoint.ChannelAddress, channelOptions);
         _client = new PmemGrpc.PmemServiceClient(_channel);
@@ -278,6 +287,13 @@ public sealed partial class PmemClient : IDisposable
         exception.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested
             ? new OperationCanceledException("The call was cancelled.", exception, cancellationToken)
             : PmemException.FromRpcException(exception);
+
+    private static SocketsHttpHandler CreateHandler(PmemEndpoint endpoint, PmemClientOptions options)
+    {
+        var handler = endpoint.CreateHttpHandler();
+        PmemClientSecurity.ConfigureTls(handler, options);
+        return handler;
+    }
 
     private static ServiceConfig? CreateServiceConfig(PmemClientOptions options)
     {

@@ -1,3 +1,5 @@
+using System.Security.Cryptography.X509Certificates;
+
 namespace PmemService.Client;
 
 /// <summary>Options of a <see cref="PmemClient"/>.</summary>
@@ -77,6 +79,30 @@ public sealed class PmemClientOptions
     /// must do the same. The client does not dispose a handler given here.
     /// </remarks>
     public HttpMessageHandler? HttpHandler { get; set; }
+
+    /// <summary>
+    /// Client certificate (with its private key) presented on an <c>https://</c> address: mutual TLS
+    /// with a service whose PmemService:TcpAuthentication:ClientCaPath issued it. Ignored on Unix
+    /// sockets, where the kernel tells the service who the caller is (SO_PEERCRED).
+    /// </summary>
+    public X509Certificate2? ClientCertificate { get; set; }
+
+    /// <summary>
+    /// Roots that the service's TLS certificate must chain to (only these; typically the CA of a
+    /// private PKI). Null: the system's trust store.
+    /// </summary>
+    public X509Certificate2Collection? TrustedCertificateAuthorities { get; set; }
+
+    /// <summary>Bearer token (JWT) sent as <c>authorization: Bearer ...</c> on every call; needs an <c>https://</c> address.</summary>
+    public string? BearerToken { get; set; }
+
+    /// <summary>
+    /// Called before every call for the bearer token (re-reading a rotated token file, refreshing
+    /// from an issuer); wins over <see cref="BearerToken"/>. Needs an <c>https://</c> address.
+    /// </summary>
+    public Func<CancellationToken, ValueTask<string?>>? BearerTokenProvider { get; set; }
+
+    internal bool HasBearerToken => BearerTokenProvider is not null || !string.IsNullOrEmpty(BearerToken);
 
     internal void Validate()
     {

@@ -128,4 +128,19 @@ public static class PmemErrorReasons
     public const string InvalidChecksum = "INVALID_CHECKSUM";
     /// <summary>FAILED_PRECONDITION: the pool's filesystem has no user extended attributes (EOPNOTSUPP).</summary>
     public const string ContentMetadataNotSupported = "CONTENT_METADATA_NOT_SUPPORTED";
+
+    // Caller identity (issue 12).
+    /// <summary>PERMISSION_DENIED: the Unix socket caller's uid and gid (SO_PEERCRED) are not in
+    /// PmemService:AllowedUids / AllowedGids.</summary>
+    public const string PeerNotAllowed = "PEER_NOT_ALLOWED";
+    /// <summary>UNAUTHENTICATED: the call carries no identity the service can check (a Unix socket
+    /// connection whose SO_PEERCRED could not be read).</summary>
+    public const string Unauthenticated = "UNAUTHENTICATED";
+    /// <summary>UNAUTHENTICATED: TCP credentials were presented and rejected (a client certificate not chained
+    /// to PmemService:TcpAuthentication:ClientCaPath, a token with a bad signature, issuer or audience).</summary>
+    public const string InvalidCredentials = "INVALID_CREDENTIALS";
+    /// <summary>UNAUTHENTICATED: the bearer token has expired.</summary>
+    public const string TokenExpired = "TOKEN_EXPIRED";
+    /// <summary>RESOURCE_EXHAUSTED: the caller identity already has PmemService:MaxConcurrentStreamsPerIdentity streams open.</summary>
+    public const string StreamLimit = "STREAM_LIMIT";
 }

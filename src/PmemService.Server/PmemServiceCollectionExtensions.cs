@@ -50,6 +50,7 @@ public static class PmemServiceCollectionExtensions
         services.TryAddSingleton<UnixSocketWatch>();
         services.TryAddSingleton<RegionBadBlocks>();
         services.AddHostedService<PmemHostedService>();
+        services.AddPmemSecurity(configuration); // SO_PEERCRED identity, TCP authentication (mTLS, JWT)
         // Direct access lane (issue 11). Registered after PmemHostedService so it stops first:
         // direct leases are revoked before the mappings are persisted and unmapped.
         services.AddOptions<PmemService.Server.Internal.DirectAccess.DirectAccessOptions>()
@@ -71,6 +72,7 @@ public static class PmemServiceCollectionExtensions
                 grpc.EnableDetailedErrors = environment.IsDevelopment();
                 grpc.Interceptors.Add<ErrorMetricsInterceptor>(); // outside the mapping: counts the final status and reason
                 grpc.Interceptors.Add<ErrorMappingInterceptor>();
+                grpc.Interceptors.Add<PeerAuthorizationInterceptor>();
             });
         services.AddGrpcReflection();
 

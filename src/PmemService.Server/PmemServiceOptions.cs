@@ -41,8 +41,38 @@ public sealed class PmemServiceOptions
     /// <summary>Serve grpc.reflection.v1 and v1alpha (so grpcurl works without proto files).</summary>
     public bool EnableReflection { get; set; } = true;
 
-    /// <summary>Allow the data-plane RPCs over TCP (otherwise PERMISSION_DENIED there; health and reflection stay on TCP).</summary>
-    public bool AllowDataPlaneOverTcp { get; set; } = true;
+    /// <summary>
+    /// Serve the data-plane RPCs (pmem.v1) over TCP, which has no caller identity. Default false: TCP
+    /// serves health (and reflection when enabled) and region calls there are PERMISSION_DENIED
+    /// <c>UNIX_SOCKET_REQUIRED</c>; the data plane is on the Unix socket, where the peer's uid/gid
+    /// are known (SO_PEERCRED). Turning it on lets anyone who reaches the port use every region.
+    /// </summary>
+    public bool AllowDataPlaneOverTcp { get; set; }
+
+    /// <summary>
+    /// Let the pool directory's group read the pool: the pool is created 0750 and region files 0640
+    /// (instead of 0700 / 0600). The group is the directory's group (a setgid parent, or the
+    /// Kubernetes fsGroup); the service never chmods or chowns an existing pool.
+    /// </summary>
+    public bool PoolGroupAccess { get; set; }
+
+    /// <summary>
+    /// Unix socket callers allowed by uid (SO_PEERCRED). With both this and <see cref="AllowedGids"/>
+    /// empty, every caller the socket mode lets in is allowed; otherwise a caller whose uid is in this
+    /// list or whose primary gid is in <see cref="AllowedGids"/> is allowed and the rest are
+    /// PERMISSION_DENIED <c>PEER_NOT_ALLOWED</c>. The service's own uid is not implied.
+    /// </summary>
+    public List<uint> AllowedUids { get; set; } = [];
+
+    /// <summary>Unix socket callers allowed by primary gid (SO_PEERCRED); see <see cref="AllowedUids"/>.</summary>
+    public List<uint> AllowedGids { get; set; } = [];
+
+    /// <summary>
+    /// Streaming calls (StreamReadRegion, StreamWriteRegion) one caller identity may have open at once
+    /// (Unix socket uid, TCP certificate subject or token subject); more are RESOURCE_EXHAUSTED
+    /// <c>STREAM_LIMIT</c>. 0 = unlimited.
+    /// </summary>
+    public int MaxConcurrentStreamsPerIdentity { get; set; } = 64;
 
     /// <summary>Largest incoming gRPC message (a WriteRegion payload or one stream chunk, plus envelope).</summary>
     public int MaxReceiveMessageSize { get; set; } = (4 << 20) + (64 << 10);
@@ -73,6 +103,14 @@ public sealed class PmemServiceOptions
 
     /// <summary>The resolved pool directory.</summary>
     internal string FullPoolPath => Path.GetFullPath(PoolPath);
+
+    /// <summary>Mode the pool directory is created with: 0700, or 0750 with <see cref="PoolGroupAccess"/>.</summary>
+    internal UnixFileMode PoolDirectoryMode => UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | (PoolGroupAccess ? UnixFileMode.GroupRead | UnixFileMode.GroupExecute : 0);
+
+    /// <summary>Mode region files are created with: 0600, or 0640 with <see cref="PoolGroupAccess"/>.</summary>
+    internal UnixFileMode RegionFileMode => UnixFileMode.UserRead | UnixFileMode.UserWrite
+        | (PoolGroupAccess ? UnixFileMode.GroupRead : 0);
 
     /// <summary>The resolved socket path, or null when disabled.</summary>
     internal string? FullUnixSocketPath => string.IsNullOrWhiteSpace(UnixSocketPath) ? null : Path.GetFullPath(UnixSocketPath);

@@ -17,7 +17,7 @@ internal sealed partial class CommandTree
 
     private readonly Option<string?> _address = new("--address", "-a")
     {
-        Description = $"PmemService address: unix:///path.sock, unix:relative.sock or http://host:port " +
+        Description = $"PmemService address: unix:///path.sock, unix:relative.sock, http://host:port or https://host:port " +
                       $"[default: ${PmemCtlApp.AddressVariable}, else unix:{PmemCtlApp.DefaultSocketPath} if it exists, else {PmemCtlApp.DefaultTcpAddress}]",
         Recursive = true,
     };
@@ -58,6 +58,7 @@ internal sealed partial class CommandTree
             _progressOption,
             _timeout,
         };
+        AddSecurityOptions(root);
 
         root.Add(BuildRegionsCommand());
         root.Add(BuildCreateCommand());
@@ -105,7 +106,7 @@ internal sealed partial class CommandTree
                     chunkSize = (int)chunk;
                 }
 
-                context = new CliContext(stdout, stderr, address, format, progress, timeout, chunkSize, _configureClient, cancellationToken)
+                context = new CliContext(stdout, stderr, address, format, progress, timeout, chunkSize, ClientConfiguration(parseResult), cancellationToken)
                 {
                     Interrupts = _interrupts,
                 };

@@ -29,6 +29,9 @@ public sealed class PmemServer : IAsyncDisposable
             ["PmemService:PoolPath"] = PoolPath,
             ["PmemService:UnixSocketPath"] = SocketPath,
             ["PmemService:TcpEndpoint"] = "127.0.0.1:0",
+            // TCP is a second data-plane transport in these tests (the service default is Unix socket only;
+            // SecurityTests cover the default).
+            ["PmemService:AllowDataPlaneOverTcp"] = "true",
             ["PmemService:MaxRegionSize"] = (1L << 30).ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Serilog:MinimumLevel:Default"] = "Warning",
             ["Serilog:MinimumLevel:Override:PmemService"] = "Warning",
@@ -49,7 +52,7 @@ public sealed class PmemServer : IAsyncDisposable
     /// <summary><c>unix:///.../pmem.sock</c>.</summary>
     public string UnixAddress => "unix://" + SocketPath;
 
-    /// <summary><c>http://127.0.0.1:PORT</c> of the current run.</summary>
+    /// <summary><c>http://127.0.0.1:PORT</c> (<c>https://</c> with TCP authentication) of the current run.</summary>
     public string TcpAddress { get; private set; } = string.Empty;
 
     /// <summary><c>http://127.0.0.1:PORT</c> of the Prometheus listener (PmemService:MetricsEndpoint), if configured.</summary>
@@ -91,7 +94,7 @@ public sealed class PmemServer : IAsyncDisposable
         await app.StartAsync().ConfigureAwait(false);
         var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses;
         // Listen order: socket, gRPC TCP, then the metrics listener when PmemService:MetricsEndpoint is set.
-        var tcp = addresses.Where(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)).ToList();
+        var tcp = addresses.Where(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal) || a.StartsWith("https://127.0.0.1:", StringComparison.Ordinal)).ToList();
         TcpAddress = tcp[0];
         MetricsAddress = tcp.Count > 1 ? tcp[1] : null;
         _app = app;

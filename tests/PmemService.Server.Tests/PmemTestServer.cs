@@ -71,6 +71,9 @@ public sealed class PmemTestServer : IAsyncDisposable
             ["PmemService:PoolPath"] = Path.Combine(root, "pool"),
             ["PmemService:UnixSocketPath"] = Path.Combine(root, "pmem.sock"),
             ["PmemService:TcpEndpoint"] = "127.0.0.1:0",
+            // TCP is a second data-plane transport in these tests (the service default is Unix socket only;
+            // SecurityTests cover the default).
+            ["PmemService:AllowDataPlaneOverTcp"] = "true",
             ["PmemService:MaxRegionSize"] = (512L << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["PmemService:MaxMappedBytes"] = (2L << 30).ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Serilog:MinimumLevel:Default"] = "Warning",

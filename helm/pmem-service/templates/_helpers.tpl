@@ -265,33 +265,72 @@ The PmemService container. As a native sidecar it carries restartPolicy: Always 
     - name: OTEL_RESOURCE_ATTRIBUTES
       value: "k8s.node.name=$(K8S_NODE_NAME)"
     {{- end }}
+    {{- with $v.tcpAuthentication }}
+    {{- if .tlsSecret }}
+    - name: PmemService__TcpAuthentication__ServerCertificatePath
+      value: /var/run/pmem-tls/tls.crt
+    - name: PmemService__TcpAuthentication__ServerKeyPath
+      value: /var/run/pmem-tls/tls.key
+    {{- end }}
+    {{- if .clientCaSecret }}
+    - name: PmemService__TcpAuthentication__ClientCaPath
+      value: /var/run/pmem-client-ca/ca.crt
+    {{- end }}
+    {{- if .jwtKeysSecret }}
+    - name: PmemService__TcpAuthentication__JwtKeysPath
+      value: /var/run/pmem-jwt-keys
+    {{- if .jwtIssuer }}
+    - name: PmemService__TcpAuthentication__JwtIssuer
+      value: {{ .jwtIssuer | quote }}
+    {{- end }}
+    {{- if .jwtAudience }}
+    - name: PmemService__TcpAuthentication__JwtAudience
+      value: {{ .jwtAudience | quote }}
+    {{- end }}
+    {{- end }}
+    {{- end }}
     {{- with $v.config.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
   {{- if $v.probes.startup.enabled }}
   startupProbe:
+    {{- if $v.tcpAuthentication.tlsSecret }}
+    exec:
+      command: ["/app/PmemService", "health", "--address", {{ printf "unix:%s" (include "pmem-service.socketPath" $root) | quote }}, "--service", {{ $v.probes.startup.service | default "" | quote }}]
+    {{- else }}
     grpc:
       port: {{ $v.grpc.port }}
       {{- if $v.probes.startup.service }}
       service: {{ $v.probes.startup.service }}
       {{- end }}
+    {{- end }}
     periodSeconds: {{ $v.probes.startup.periodSeconds }}
     failureThreshold: {{ $v.probes.startup.failureThreshold }}
     timeoutSeconds: {{ $v.probes.startup.timeoutSeconds }}
   {{- end }}
   {{- if $v.probes.liveness.enabled }}
   livenessProbe:
+    {{- if $v.tcpAuthentication.tlsSecret }}
+    exec:
+      command: ["/app/PmemService", "health", "--address", {{ printf "unix:%s" (include "pmem-service.socketPath" $root) | quote }}]
+    {{- else }}
     grpc:
       port: {{ $v.grpc.port }}
+    {{- end }}
     periodSeconds: {{ $v.probes.liveness.periodSeconds }}
     failureThreshold: {{ $v.probes.liveness.failureThreshold }}
     timeoutSeconds: {{ $v.probes.liveness.timeoutSeconds }}
   {{- end }}
   {{- if $v.probes.readiness.enabled }}
   readinessProbe:
+    {{- if $v.tcpAuthentication.tlsSecret }}
+    exec:
+      command: ["/app/PmemService", "health", "--address", {{ printf "unix:%s" (include "pmem-service.socketPath" $root) | quote }}, "--service", "readiness"]
+    {{- else }}
     grpc:
       port: {{ $v.grpc.port }}
       service: readiness
+    {{- end }}
     periodSeconds: {{ $v.probes.readiness.periodSeconds }}
     failureThreshold: {{ $v.probes.readiness.failureThreshold }}
     timeoutSeconds: {{ $v.probes.readiness.timeoutSeconds }}
@@ -311,7 +350,48 @@ The PmemService container. As a native sidecar it carries restartPolicy: Always 
       mountPath: {{ $v.socket.dir }}
     - name: tmp
       mountPath: /tmp
+    {{- if $v.tcpAuthentication.tlsSecret }}
+    - name: pmem-tls
+      mountPath: /var/run/pmem-tls
+      readOnly: true
+    {{- end }}
+    {{- if $v.tcpAuthentication.clientCaSecret }}
+    - name: pmem-client-ca
+      mountPath: /var/run/pmem-client-ca
+      readOnly: true
+    {{- end }}
+    {{- if $v.tcpAuthentication.jwtKeysSecret }}
+    - name: pmem-jwt-keys
+      mountPath: /var/run/pmem-jwt-keys
+      readOnly: true
+    {{- end }}
     {{- with $v.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+{{- end }}
+
+{{/*
+Secret volumes of TCP authentication (values tcpAuthentication). Mounted as directories (no subPath), so
+an updated Secret reaches the running service: the JWT keys rotate without a restart.
+*/}}
+{{- define "pmem-service.tcpAuthenticationVolumes" -}}
+{{- $t := .Values.tcpAuthentication }}
+{{- if and (or $t.clientCaSecret $t.jwtKeysSecret) (not $t.tlsSecret) }}
+{{- fail "tcpAuthentication.clientCaSecret / jwtKeysSecret need tcpAuthentication.tlsSecret: credentials never travel in plaintext" }}
+{{- end }}
+{{- if $t.tlsSecret }}
+- name: pmem-tls
+  secret:
+    secretName: {{ $t.tlsSecret }}
+{{- end }}
+{{- if $t.clientCaSecret }}
+- name: pmem-client-ca
+  secret:
+    secretName: {{ $t.clientCaSecret }}
+{{- end }}
+{{- if $t.jwtKeysSecret }}
+- name: pmem-jwt-keys
+  secret:
+    secretName: {{ $t.jwtKeysSecret }}
+{{- end }}
 {{- end }}

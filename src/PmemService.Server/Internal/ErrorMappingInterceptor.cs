@@ -3,7 +3,6 @@ using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -19,8 +18,6 @@ namespace PmemService.Server.Internal;
 /// </summary>
 internal sealed class ErrorMappingInterceptor : Interceptor
 {
-    private const string PmemMethodPrefix = "/pmem.v1.";
-
     private readonly ILogger<ErrorMappingInterceptor> _logger;
     private readonly PmemServiceOptions _options;
     private readonly bool _detailedErrors;
@@ -36,7 +33,6 @@ internal sealed class ErrorMappingInterceptor : Interceptor
     {
         try
         {
-            CheckTransport(context);
             return await continuation(request, context).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not RpcException)
@@ -49,7 +45,6 @@ internal sealed class ErrorMappingInterceptor : Interceptor
     {
         try
         {
-            CheckTransport(context);
             return await continuation(requestStream, context).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not RpcException)
@@ -62,7 +57,6 @@ internal sealed class ErrorMappingInterceptor : Interceptor
     {
         try
         {
-            CheckTransport(context);
             await continuation(request, responseStream, context).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not RpcException)
@@ -75,27 +69,11 @@ internal sealed class ErrorMappingInterceptor : Interceptor
     {
         try
         {
-            CheckTransport(context);
             await continuation(requestStream, responseStream, context).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not RpcException)
         {
             throw ToRpcException(e, context);
-        }
-    }
-
-    /// <summary>With AllowDataPlaneOverTcp=false, pmem.v1 calls are served only on the Unix socket.</summary>
-    private void CheckTransport(ServerCallContext context)
-    {
-        if (_options.AllowDataPlaneOverTcp || !context.Method.StartsWith(PmemMethodPrefix, StringComparison.Ordinal))
-        {
-            return;
-        }
-
-        if (context.GetHttpContext().Connection.LocalIpAddress is not null)
-        {
-            throw new PmemServiceException(StatusCode.PermissionDenied, PmemErrorReasons.UnixSocketRequired,
-                "Region RPCs are served only on the Unix domain socket (PmemService:AllowDataPlaneOverTcp=false).");
         }
     }
 

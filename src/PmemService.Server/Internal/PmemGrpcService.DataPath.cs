@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using Grpc.Core;
@@ -20,6 +21,20 @@ internal sealed partial class PmemGrpcService
         if (request.Fault is { } fault)
         {
             ExceptionDispatchInfo.Throw(fault);
+        }
+
+        if (request.Held is { } held)
+        {
+            // A TCP caller, admitted by now (PeerAuthorizationInterceptor runs before this handler).
+            try
+            {
+                WriteRegionDeserializer.CopyIntoRegion(_regions, _badBlocks, request, new ReadOnlySequence<byte>(held, 0, (int)request.Length));
+            }
+            finally
+            {
+                request.Held = null;
+                ArrayPool<byte>.Shared.Return(held);
+            }
         }
 
         if (request.Length > 0)

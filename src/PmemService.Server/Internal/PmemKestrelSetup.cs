@@ -9,11 +9,13 @@ namespace PmemService.Server.Internal;
 internal sealed class PmemKestrelSetup : IConfigureOptions<KestrelServerOptions>
 {
     private readonly IOptions<PmemServiceOptions> _options;
+    private readonly IOptions<PmemTcpAuthenticationOptions> _tcpAuthentication;
     private readonly ILogger<PmemKestrelSetup> _logger;
 
-    public PmemKestrelSetup(IOptions<PmemServiceOptions> options, ILogger<PmemKestrelSetup> logger)
+    public PmemKestrelSetup(IOptions<PmemServiceOptions> options, IOptions<PmemTcpAuthenticationOptions> tcpAuthentication, ILogger<PmemKestrelSetup> logger)
     {
         _options = options;
+        _tcpAuthentication = tcpAuthentication;
         _logger = logger;
     }
 
@@ -28,19 +30,42 @@ internal sealed class PmemKestrelSetup : IConfigureOptions<KestrelServerOptions>
         {
             Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
             RemoveStaleSocket(socket);
-            kestrel.ListenUnixSocket(socket, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.ListenUnixSocket(socket, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.Use(PeerIdentity.ConnectionMiddleware(_logger)); // SO_PEERCRED once per connection
+            });
         }
 
         if (!string.IsNullOrWhiteSpace(options.TcpEndpoint)
             && PmemServiceOptions.TryParseTcpEndpoint(options.TcpEndpoint, out var endpoint, out var isLocalhost, out var port))
         {
+            var tcp = _tcpAuthentication.Value;
+            void Configure(ListenOptions listen)
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                if (tcp.TlsEnabled)
+                {
+                    listen.UseHttps(PmemTls.HttpsOptions(tcp));
+                }
+            }
+
             if (isLocalhost)
             {
-                kestrel.ListenLocalhost(port, listen => listen.Protocols = HttpProtocols.Http2);
+                kestrel.ListenLocalhost(port, Configure);
             }
             else
             {
-                kestrel.Listen(endpoint!, listen => listen.Protocols = HttpProtocols.Http2);
+                kestrel.Listen(endpoint!, Configure);
+            }
+
+            if (tcp.Enabled)
+            {
+                PmemLog.TcpAuthenticationEnabled(_logger, options.TcpEndpoint, tcp.CertificatesEnabled, tcp.JwtEnabled);
+            }
+            else if (options.AllowDataPlaneOverTcp)
+            {
+                PmemLog.DataPlaneOverTcpUnauthenticated(_logger, options.TcpEndpoint);
             }
         }
 

@@ -18,8 +18,11 @@ internal sealed class PoolDirectory : IDisposable
     public const string ProbePrefix = ".probe-";
     public const string LockFileName = ".pmem-service.lock";
 
-    /// <summary>Region files are the service's own: read-write for its user only.</summary>
-    public const UnixFileMode RegionFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    /// <summary>Default mode of region files: read-write for the service's user only.</summary>
+    public const UnixFileMode DefaultRegionFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>Default mode of a pool directory the service creates: its user only.</summary>
+    public const UnixFileMode DefaultDirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
     private const int EPERM = 1;
     private const int ENOENT = 2;
@@ -35,12 +38,27 @@ internal sealed class PoolDirectory : IDisposable
 
     private readonly Pmem2Directory _directory;
 
-    public PoolDirectory(string path)
+    public PoolDirectory(string path, UnixFileMode directoryMode = DefaultDirectoryMode, UnixFileMode regionFileMode = DefaultRegionFileMode)
     {
-        Directory.CreateDirectory(path);
+        // Created with its mode (mkdir(2) with the mode, filtered by the umask), never chmod'ed after;
+        // an existing pool keeps its mode (the start-up check warns when others can write it).
+        // Missing parents get the same mode.
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+        }
+        else
+        {
+            Directory.CreateDirectory(path, directoryMode);
+        }
+
         Path = path;
+        RegionFileMode = regionFileMode;
         _directory = Pmem2Directory.Open(path);
     }
+
+    /// <summary>Mode region files are created with (0600, or 0640 with PoolGroupAccess).</summary>
+    public UnixFileMode RegionFileMode { get; }
 
     public string Path { get; }
 

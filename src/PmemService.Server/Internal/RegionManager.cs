@@ -75,7 +75,8 @@ internal sealed class RegionManager : IDisposable
     /// </summary>
     public PoolProbeResult Initialize()
     {
-        var pool = new PoolDirectory(PoolPath);
+        var pool = new PoolDirectory(PoolPath, _options.PoolDirectoryMode, _options.RegionFileMode);
+        PoolPermissions.Check(PoolPath, _logger);
         _pool = pool;
         _poolLock = pool.AcquireLock(out var readOnly);
         PoolReadOnly = readOnly;

@@ -27,9 +27,9 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
 
     private readonly WriteRegionDeserializer _writeRegion;
 
-    public PmemMethodProvider(RegionManager regions, RegionBadBlocks badBlocks, IOptions<PmemServiceOptions> options, IHttpContextAccessor httpContextAccessor)
+    public PmemMethodProvider(RegionManager regions, RegionBadBlocks badBlocks, UnixPeerAdmission admission, IHttpContextAccessor httpContextAccessor)
     {
-        _writeRegion = new WriteRegionDeserializer(regions, badBlocks, options.Value.AllowDataPlaneOverTcp ? null : httpContextAccessor);
+        _writeRegion = new WriteRegionDeserializer(regions, badBlocks, admission, httpContextAccessor);
     }
 
     public void OnServiceMethodDiscovery(ServiceMethodProviderContext<PmemGrpcService> context)

@@ -27,6 +27,13 @@ internal sealed class ZeroCopyWrite
 
     /// <summary>Why the request was refused (malformed, validation, transport); nothing was copied then.</summary>
     public Exception? Fault { get; set; }
+
+    /// <summary>
+    /// A TCP caller's data, held in a pooled buffer until the call is admitted: TCP callers are
+    /// authenticated by <see cref="PeerAuthorizationInterceptor"/> after deserialization, so nothing of
+    /// theirs may reach the mapping before that. The handler copies it (<see cref="WriteRegionDeserializer.CopyIntoRegion"/>).
+    /// </summary>
+    public byte[]? Held { get; set; }
 }
 
 /// <summary>
@@ -47,16 +54,19 @@ internal sealed class WriteRegionDeserializer
 {
     private readonly RegionManager _regions;
     private readonly RegionBadBlocks _badBlocks;
-    private readonly IHttpContextAccessor? _httpContext;
+    private readonly UnixPeerAdmission _admission;
+    private readonly IHttpContextAccessor _httpContext;
 
     /// <param name="regions">The region manager.</param>
     /// <param name="badBlocks">Known bad ranges under a write are cleared before its copy, where the platform allows.</param>
-    /// <param name="httpContextForTransportCheck">Set when pmem.v1 is Unix-socket-only: no byte may be copied for a TCP caller.</param>
-    public WriteRegionDeserializer(RegionManager regions, RegionBadBlocks badBlocks, IHttpContextAccessor? httpContextForTransportCheck)
+    /// <param name="admission">The Unix socket caller's admission (SO_PEERCRED allow-list), checked before any byte is copied.</param>
+    /// <param name="httpContext">The call's connection: a Unix socket caller is admitted here; a TCP caller's bytes are held until the interceptor admitted it.</param>
+    public WriteRegionDeserializer(RegionManager regions, RegionBadBlocks badBlocks, UnixPeerAdmission admission, IHttpContextAccessor httpContext)
     {
         _regions = regions;
         _badBlocks = badBlocks;
-        _httpContext = httpContextForTransportCheck;
+        _admission = admission;
+        _httpContext = httpContext;
     }
 
     public ZeroCopyWrite Deserialize(DeserializationContext context)
@@ -80,51 +90,22 @@ internal sealed class WriteRegionDeserializer
             return call;
         }
 
-        if (_httpContext?.HttpContext?.Connection.LocalIpAddress is not null)
+        var http = _httpContext.HttpContext;
+        if (http is null || http.Connection.LocalIpAddress is not null)
         {
-            // Unix-socket-only data plane: the interceptor refuses the call; copy nothing.
+            // TCP: authentication (or the refusal UNIX_SOCKET_REQUIRED) happens in the interceptor, after
+            // this deserializer. Hold the bytes in a pooled buffer; the handler copies them once admitted.
+            var held = ArrayPool<byte>.Shared.Rent(checked((int)fields.DataLength)); // at most the receive limit
+            payload.Slice(fields.DataStart, fields.DataLength).CopyTo(held);
+            call.Held = held;
             return call;
         }
 
         try
         {
-            using var lease = _regions.Acquire(call.Name);
-            RegionRange.Check(lease.Name, lease.Size, call.Offset, call.Length, "offset", "data");
-            if (lease.Map.PersistFailure is { } failure)
-            {
-                // Sticky persist error: nothing is copied into a mapping that can no longer be made durable.
-                throw ErrorMapping.Map(failure).With("region", lease.Name);
-            }
-
-            if (call.Length > 0)
-            {
-                _badBlocks.ClearBeforeWrite(lease, call.Offset, call.Length);
-                var map = lease.Map;
-                var offset = call.Offset;
-                foreach (var segment in payload.Slice(fields.DataStart, fields.DataLength))
-                {
-                    if (call.DeferPersist)
-                    {
-                        map.Memcpy(offset, segment.Span, Pmem2MemFlags.NoFlush);
-                    }
-                    else
-                    {
-                        map.CopyNonTemporalDeferred(offset, segment.Span);
-                    }
-
-                    offset += (ulong)segment.Length;
-                }
-
-                if (!call.DeferPersist)
-                {
-                    // Fence the NT stores on the thread that made them (sfence; nothing at PAGE, where the
-                    // locked release of the map handle already drained the write-combining buffers): the
-                    // handler's drain/msync may run on another thread.
-                    map.Drain();
-                }
-            }
-
-            call.Mapping = lease.Mapping;
+            // Unix socket: the SO_PEERCRED allow-list before the first byte reaches the mapping.
+            _admission.Admit("/pmem.v1.PmemService/WriteRegion", http);
+            CopyIntoRegion(_regions, _badBlocks, call, payload.Slice(fields.DataStart, fields.DataLength));
         }
         catch (Exception e)
         {
@@ -132,6 +113,52 @@ internal sealed class WriteRegionDeserializer
         }
 
         return call;
+    }
+
+    /// <summary>
+    /// Validates the write against the mapped region (range, sticky persist failure), clears known bad
+    /// ranges under it and copies <paramref name="data"/> into the mapping: a plain copy without flush
+    /// for defer_persist, else non-temporal stores fenced on this thread (the persist follows in the handler).
+    /// </summary>
+    internal static void CopyIntoRegion(RegionManager regions, RegionBadBlocks badBlocks, ZeroCopyWrite call, ReadOnlySequence<byte> data)
+    {
+        using var lease = regions.Acquire(call.Name);
+        RegionRange.Check(lease.Name, lease.Size, call.Offset, call.Length, "offset", "data");
+        if (lease.Map.PersistFailure is { } failure)
+        {
+            // Sticky persist error: nothing is copied into a mapping that can no longer be made durable.
+            throw ErrorMapping.Map(failure).With("region", lease.Name);
+        }
+
+        if (call.Length > 0)
+        {
+            badBlocks.ClearBeforeWrite(lease, call.Offset, call.Length);
+            var map = lease.Map;
+            var offset = call.Offset;
+            foreach (var segment in data)
+            {
+                if (call.DeferPersist)
+                {
+                    map.Memcpy(offset, segment.Span, Pmem2MemFlags.NoFlush);
+                }
+                else
+                {
+                    map.CopyNonTemporalDeferred(offset, segment.Span);
+                }
+
+                offset += (ulong)segment.Length;
+            }
+
+            if (!call.DeferPersist)
+            {
+                // Fence the NT stores on the thread that made them (sfence; nothing at PAGE, where the
+                // locked release of the map handle already drained the write-combining buffers): the
+                // handler's drain/msync may run on another thread.
+                map.Drain();
+            }
+        }
+
+        call.Mapping = lease.Mapping;
     }
 }
 
