@@ -206,13 +206,28 @@ public sealed class SecurityTests
             }
         }
 
-        // An open upload holds the only stream permit of this uid.
-        using (var upload = server.Uds.StreamWriteRegion())
+        // An open upload holds the only stream permit of this uid. Its handler starts some time after the
+        // header is sent; a probe that gets there first takes the permit and the upload is the one refused,
+        // so such an upload is replaced by a new one (bounded) until the upload holds the permit.
+        AsyncClientStreamingCall<StreamWriteRegionRequest, StreamWriteRegionResponse>? upload = null;
+        RpcException? refused = null;
+        try
         {
-            await upload.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name } });
-            RpcException? refused = null;
-            for (var attempt = 0; attempt < 100 && refused is null; attempt++) // until the upload's handler runs (bounded)
+            for (var attempt = 0; attempt < 100 && refused is null; attempt++)
             {
+                if (upload is null || upload.ResponseAsync.IsCompleted)
+                {
+                    if (upload is not null)
+                    {
+                        var lost = await Assert.ThrowsAsync<RpcException>(() => upload.ResponseAsync);
+                        Assert.Equal(StatusCode.ResourceExhausted, lost.StatusCode); // the probe won the race
+                        upload.Dispose();
+                    }
+
+                    upload = server.Uds.StreamWriteRegion();
+                    await upload.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name } });
+                }
+
                 try
                 {
                     await ReadAll();
@@ -225,6 +240,7 @@ public sealed class SecurityTests
             }
 
             Assert.NotNull(refused);
+            Assert.NotNull(upload);
             Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
             Assert.Equal("STREAM_LIMIT", refused.GetRpcStatus()!.GetDetail<Google.Rpc.ErrorInfo>()!.Reason);
             await server.Uds.GetRegionAsync(new GetRegionRequest { Name = name }); // unary calls are not limited
@@ -233,6 +249,10 @@ public sealed class SecurityTests
             await upload.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = Google.Protobuf.ByteString.CopyFromUtf8("abc") });
             await upload.RequestStream.CompleteAsync();
             Assert.Equal(3UL, (await upload).BytesPersisted);
+        }
+        finally
+        {
+            upload?.Dispose();
         }
 
         await ReadAll(); // the permit came back when the upload ended
