@@ -234,4 +234,190 @@ public class StickyPersistTests
         });
         Assert.False(map.IsPersistFailed);
     }
+
+    [ThreadStatic]
+    private static long t_seamEnter;
+    [ThreadStatic]
+    private static long t_seamExit;
+
+    /// <summary>
+    /// The lock-free gate under a real race: four threads persist one map; the n-th msync (random) fails
+    /// and is held until another thread's msync has started. Every call is stamped from one sequence
+    /// (call start, seam entry, seam exit). Invariants: (1) no success whose msync could have overlapped
+    /// the failing one (its seam exit comes before the failing seam's entry); (2) every call that
+    /// started after the failing msync started fails; (3) the overlapping msync that got 0 from the
+    /// kernel fails with the sticky error; (4) the running count returns to zero.
+    /// </summary>
+    [Fact]
+    public void ConcurrentPersistsWhereOneFailsNeverReportAnOverlappingOrLaterSuccess()
+    {
+        const int threads = 4;
+        const int perThread = 120;
+        const int rounds = 8;
+        var seed = Environment.TickCount;
+        var rng = new Random(seed);
+        var overlapsSeen = 0;
+        for (var round = 0; round < rounds; round++)
+        {
+            using var file = new TempFile(64 << 10);
+            using var src = file.OpenSource();
+            using var map = Pmem2Map.Create(T.Config(Pmem2Granularity.Page), src);
+            long seq = 0;
+            long msyncs = 0;
+            var failAt = rng.Next(5, threads * perThread / 2);
+            long failEnter = long.MaxValue;
+            long failExit = long.MaxValue;
+            long othersEntered = 0;
+            map.MsyncFaultForTesting = () =>
+            {
+                t_seamEnter = Interlocked.Increment(ref seq);
+                if (Interlocked.Increment(ref msyncs) == failAt)
+                {
+                    Volatile.Write(ref failEnter, t_seamEnter);
+                    var before = Volatile.Read(ref othersEntered);
+                    // Hold the failing msync until another msync of the map has started (bounded).
+                    var deadline = Environment.TickCount64 + 5000;
+                    while (Volatile.Read(ref othersEntered) == before && Environment.TickCount64 < deadline)
+                    {
+                        Thread.Sleep(1);
+                    }
+
+                    t_seamExit = Interlocked.Increment(ref seq);
+                    Volatile.Write(ref failExit, t_seamExit);
+                    return EIO;
+                }
+
+                Interlocked.Increment(ref othersEntered);
+                Thread.SpinWait(50 * (int)(t_seamEnter % 8));
+                t_seamExit = Interlocked.Increment(ref seq);
+                return 0;
+            };
+
+            var results = new List<(long Start, long Enter, long Exit, Pmem2Exception? Error)>[threads];
+            var workers = new Thread[threads];
+            for (var t = 0; t < threads; t++)
+            {
+                var mine = results[t] = new List<(long, long, long, Pmem2Exception?)>(perThread);
+                var offset = (ulong)t * 8192;
+                workers[t] = new Thread(() =>
+                {
+                    for (var j = 0; j < perThread; j++)
+                    {
+                        t_seamEnter = t_seamExit = 0;
+                        var start = Interlocked.Increment(ref seq);
+                        Pmem2Exception? error = null;
+                        try
+                        {
+                            map.Persist(offset, 4096);
+                        }
+                        catch (Pmem2Exception e)
+                        {
+                            error = e;
+                        }
+
+                        mine.Add((start, t_seamEnter, t_seamExit, error));
+                    }
+                });
+                workers[t].Start();
+            }
+
+            foreach (var w in workers)
+            {
+                Assert.True(w.Join(TimeSpan.FromSeconds(60)), $"a persisting thread hung (seed {seed})");
+            }
+
+            Assert.True(map.IsPersistFailed, $"seed {seed}");
+            Assert.Equal(0, map.MsyncsRunning);
+            var failed = Volatile.Read(ref failEnter);
+            var failedExit = Volatile.Read(ref failExit);
+            var all = results.SelectMany(r => r).ToList();
+            Assert.Equal(threads * perThread, all.Count);
+            foreach (var (start, enter, exit, error) in all)
+            {
+                if (error is null)
+                {
+                    Assert.True(exit != 0 && exit < failed,
+                        $"a success overlapped or followed the failing msync (call {start}, msync {enter}-{exit}, failing msync from {failed}; seed {seed})");
+                }
+                else
+                {
+                    Assert.Equal(EIO, error.Errno);
+                    Assert.True(error.IsPersistFailure);
+                }
+
+                if (start > failed)
+                {
+                    Assert.NotNull(error);
+                }
+
+                if (enter != 0 && enter != failed && enter < failedExit && exit > failed)
+                {
+                    // Its own msync ran (the kernel said 0) while the failing one was held: must have failed.
+                    Assert.NotNull(error);
+                    overlapsSeen++;
+                }
+            }
+
+            Assert.Single(all, r => r.Enter == failed && r.Error is not null);
+        }
+
+        Assert.True(overlapsSeen > 0, $"no msync ever overlapped the failing one (seed {seed})");
+    }
+
+    /// <summary>An exception from the msync step that is not an msync error must not leak the running count
+    /// (later persists would otherwise wait for an msync that never ends) nor poison the map.</summary>
+    [Fact]
+    public async Task AnExceptionThatIsNotAnMsyncErrorLeavesTheGateClean()
+    {
+        using var file = new TempFile(64 << 10);
+        using var src = file.OpenSource();
+        using var map = Pmem2Map.Create(T.Config(Pmem2Granularity.Page), src);
+        map.MsyncFaultForTesting = () => throw new InvalidOperationException("seam");
+        Assert.Throws<InvalidOperationException>(() => map.Persist(0, 4096));
+        Assert.Equal(0, map.MsyncsRunning);
+        Assert.False(map.IsPersistFailed);
+        map.MsyncFaultForTesting = null;
+        // WaitAsync throws TimeoutException when a later persist waits for the msync that threw.
+        await Task.Run(() => map.Persist(0, 4096)).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.False(map.IsPersistFailed);
+    }
+
+    /// <summary>Issue 15: the PAGE persist of one map goes straight to msync (one call, no registry list,
+    /// no allocation); a raw range reaching past the map still takes the registry walk.</summary>
+    [Fact]
+    public void APagePersistOfOneMapMsyncsOnceAndAllocatesNothing()
+    {
+        using var file = new TempFile(64 << 10);
+        using var src = file.OpenSource();
+        using var map = Pmem2Map.Create(T.Config(Pmem2Granularity.Page), src);
+        for (var i = 0; i < 100; i++)
+        {
+            map.Persist(64, 64);
+            map.PersistRaw(map.Address, 4096);
+        }
+
+        using (var counts = Pmem2Diagnostics.BeginCounting())
+        {
+            map.Persist(64, 64);
+            Assert.Equal(1, counts.Msync);
+        }
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            map.Persist(64, 64);
+            map.PersistRaw(map.Address + 4096, 8192);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+
+        // Past the end of the map: only what registered maps cover is msynced (libpmem2's walk), no ENOMEM.
+        using (var counts = Pmem2Diagnostics.BeginCounting())
+        {
+            map.PersistRaw(map.Address + (nint)map.Size - 64, 1 << 20);
+            Assert.True(counts.Msync >= 1);
+        }
+
+        Assert.False(map.IsPersistFailed);
+    }
 }

@@ -106,7 +106,11 @@ internal static class MapRegistry
     /// </summary>
     public static void ForEachCovered<TState>(nuint start, nuint end, TState state, Action<nuint, nuint, TState> action)
     {
-        var pieces = new List<(nuint From, nuint Length, System.Runtime.InteropServices.SafeHandle? Owner)>(1);
+        // The first piece in locals, further ones (a range spanning several maps: rare) in a list made
+        // only then: a persist of one map allocates nothing.
+        var count = 0;
+        Piece first = default;
+        List<Piece>? more = null;
         s_lock.EnterReadLock();
         try
         {
@@ -134,7 +138,17 @@ internal static class MapRegistry
 
                 var from = Math.Max(start, e.Start);
                 var to = Math.Min(end, e.End);
-                pieces.Add((from, to - from, owner));
+                var piece = new Piece(from, to - from, owner);
+                if (count == 0)
+                {
+                    first = piece;
+                }
+                else
+                {
+                    (more ??= []).Add(piece);
+                }
+
+                count++;
             }
         }
         finally
@@ -145,9 +159,9 @@ internal static class MapRegistry
         var next = 0;
         try
         {
-            for (; next < pieces.Count; next++)
+            for (; next < count; next++)
             {
-                var piece = pieces[next];
+                var piece = next == 0 ? first : more![next - 1];
                 try
                 {
                     action(piece.From, piece.Length, state);
@@ -161,12 +175,14 @@ internal static class MapRegistry
         finally
         {
             // An action threw: release the references of the pieces it did not reach.
-            for (next++; next < pieces.Count; next++)
+            for (next++; next < count; next++)
             {
-                pieces[next].Owner?.DangerousRelease();
+                more![next - 1].Owner?.DangerousRelease();
             }
         }
     }
+
+    private readonly record struct Piece(nuint From, nuint Length, System.Runtime.InteropServices.SafeHandle? Owner);
 
     /// <summary>Index of the first entry whose End is greater than <paramref name="address"/>.</summary>
     private static int FirstEndingAfter(nuint address)

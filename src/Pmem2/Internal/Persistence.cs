@@ -36,6 +36,31 @@ internal static unsafe class Persistence
         });
     }
 
+    /// <summary>
+    /// <see cref="PersistPages(void*, nuint)"/> for a caller that holds a live map covering
+    /// [<paramref name="mapStart"/>, <paramref name="mapEnd"/>): when the page-aligned range lies inside
+    /// it, that one registered map is all the walk would find, so msync it directly (no registry lock,
+    /// no reference taken: the caller's map cannot be unmapped meanwhile). Otherwise the walk.
+    /// </summary>
+    public static void PersistPagesWithin(void* addr, nuint len, nuint mapStart, nuint mapEnd)
+    {
+        var start = (nuint)addr & ~s_pageMask;
+        var end = (nuint)addr + len;
+        if (end <= start)
+        {
+            return;
+        }
+
+        if (start >= mapStart && end <= mapEnd)
+        {
+            BeforePageMsync?.Invoke(start, end - start);
+            MsyncRetry((void*)start, end - start);
+            return;
+        }
+
+        PersistPages(addr, len);
+    }
+
     /// <summary><see cref="PersistPages(void*, nuint)"/> for callers without unsafe code.</summary>
     public static void PersistPages(nint addr, nuint len) => PersistPages((void*)addr, len);
 
