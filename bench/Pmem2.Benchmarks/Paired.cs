@@ -95,6 +95,8 @@ internal static class Paired
 
         if (s_filters.Length > 0)
         {
+            // Filtered rows: still write the CSV (the usage promises it; it used to be skipped here).
+            WriteCsv(csvPath);
             return 0;
         }
 
@@ -109,12 +111,16 @@ internal static class Paired
             c.Cleanup();
         }
 
+        WriteCsv(csvPath);
+        return 0;
+    }
+
+    private static void WriteCsv(string? csvPath)
+    {
         if (csvPath is not null)
         {
             File.WriteAllLines(csvPath, ["size_bytes,op,medium,granularity,ours_ns,native_ns,ratio", .. s_csv]);
         }
-
-        return 0;
     }
 
     private static string[][] s_filters = [];
