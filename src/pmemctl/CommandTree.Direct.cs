@@ -104,7 +104,12 @@ internal sealed partial class CommandTree
 
         var holdTarget = new Argument<string>("NAME") { Description = "Region" };
         var holdReadOnly = new Option<bool>("--read-only") { Description = "Take a read-only lease" };
-        var hold = new Command("hold", "Take a direct lease and hold it until the service revokes it or the process is interrupted (prints 'holding NAME')") { holdTarget, holdReadOnly };
+        var holdCommands = new Option<bool>("--commands")
+        {
+            Description = "While holding, run commands read from stdin, one a line, through this process's mapping: "
+                + "'put OFFSET FILE' (copy FILE in and persist; prints 'put N OFFSET'), 'get OFFSET LENGTH FILE' (prints 'got N OFFSET'); end of input releases the lease",
+        };
+        var hold = new Command("hold", "Take a direct lease and hold it until the service revokes it or the process is interrupted (prints 'holding NAME')") { holdTarget, holdReadOnly, holdCommands };
         SetHandler(hold, async (ctx, pr) =>
         {
             var name = pr.GetRequiredValue(holdTarget);
@@ -115,6 +120,12 @@ internal sealed partial class CommandTree
             using var both = CancellationTokenSource.CreateLinkedTokenSource(region.Revoked, ctx.CancellationToken);
             try
             {
+                if (pr.GetValue(holdCommands))
+                {
+                    await RunHoldCommandsAsync(ctx, region, both.Token).ConfigureAwait(false);
+                    return ExitCodes.Ok;
+                }
+
                 await Task.Delay(Timeout.Infinite, both.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (region.Revoked.IsCancellationRequested)
@@ -129,6 +140,38 @@ internal sealed partial class CommandTree
         direct.Add(get);
         direct.Add(hold);
         return direct;
+    }
+
+    /// <summary><c>direct hold --commands</c>: put / get through the held mapping, driven by stdin (tests of
+    /// processes sharing a region, scripts). Until end of input, revocation or interruption.</summary>
+    private static async Task RunHoldCommandsAsync(CliContext ctx, DirectRegion region, CancellationToken cancellationToken)
+    {
+        using var input = new StreamReader(Console.OpenStandardInput());
+        while (await input.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        {
+            var words = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (words is ["put", var at, var file])
+            {
+                var data = await File.ReadAllBytesAsync(file, cancellationToken).ConfigureAwait(false);
+                var offset = long.Parse(at, System.Globalization.CultureInfo.InvariantCulture);
+                region.Memcpy(offset, data); // persisted before it returns (no NOFLUSH)
+                ctx.WriteLine(PmemCtlApp.Invariant($"put {data.Length} {offset}"));
+            }
+            else if (words is ["get", var from, var count, var output])
+            {
+                var offset = long.Parse(from, System.Globalization.CultureInfo.InvariantCulture);
+                var data = new byte[int.Parse(count, System.Globalization.CultureInfo.InvariantCulture)];
+                region.Read(offset, data);
+                await File.WriteAllBytesAsync(output, data, cancellationToken).ConfigureAwait(false);
+                ctx.WriteLine(PmemCtlApp.Invariant($"got {data.Length} {offset}"));
+            }
+            else if (words.Length > 0)
+            {
+                await ctx.Err.WriteLineAsync($"error: unknown command '{line}' (put OFFSET FILE | get OFFSET LENGTH FILE)").ConfigureAwait(false);
+            }
+
+            await ctx.Out.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
     }
 
     private static void Report(CliContext ctx, string verb, string path, string name, long offset, long length, TimeSpan elapsed, DirectRegion region)

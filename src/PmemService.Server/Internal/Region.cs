@@ -63,6 +63,10 @@ internal sealed class Region
 
     /// <summary>The entry left the registry; it must not be used for new transitions.</summary>
     public bool Retired;
+
+    /// <summary>A DeleteRegion has passed its checks (direct leases included) and is unlinking: no new
+    /// direct lease is granted on this region (issue 11: check and delete in one critical section).</summary>
+    public bool Deleting;
 }
 
 /// <summary>

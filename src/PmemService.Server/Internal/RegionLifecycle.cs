@@ -491,13 +491,20 @@ internal sealed class RegionLifecycle
 
     // ---- Delete ----------------------------------------------------------------------------------
 
-    public async Task DeleteAsync(string name, bool force, CancellationToken cancellationToken)
+    /// <summary>
+    /// DeleteRegion. <paramref name="directLeases"/> counts the live direct leases on a name: it is
+    /// consulted under the region's monitor, in the same critical section that marks the region
+    /// <see cref="Region.Deleting"/>, and direct leases are registered under that monitor too
+    /// (<see cref="Acquire(string, Action?)"/>): a delete without force either sees a lease and
+    /// refuses, or the lease is refused because the region is being deleted.
+    /// </summary>
+    public async Task DeleteAsync(string name, bool force, Func<string, int> directLeases, CancellationToken cancellationToken)
     {
         ThrowIfShuttingDown();
         var region = await EnterAsync(name, cancellationToken).ConfigureAwait(false);
         try
         {
-            Delete(region, force);
+            Delete(region, force, directLeases);
         }
         finally
         {
@@ -505,7 +512,7 @@ internal sealed class RegionLifecycle
         }
     }
 
-    private void Delete(Region region, bool force)
+    private void Delete(Region region, bool force, Func<string, int> directLeases)
     {
         var name = region.Name;
         var status = _pool.Stat(name);
@@ -543,9 +550,33 @@ internal sealed class RegionLifecycle
                     $"Region '{name}' is mapped ({region.References} references); unmap it first or delete with force.")
                     .With("region", name).With("map_references", region.References);
             }
+
+            // Direct leases register under this monitor (Acquire with a registration), so this count and
+            // the Deleting mark are one step for them: a lease counted here is refused below, a lease
+            // not counted here is refused by Acquire (Deleting), never granted and then revoked.
+            if (!force && directLeases(name) is > 0 and var direct)
+            {
+                throw new PmemServiceException(StatusCode.FailedPrecondition, PmemErrorReasons.RegionInUse,
+                    $"Region '{name}' is held by {direct} direct-access lease(s); close them first or delete with force.")
+                    .With("region", name).With("direct_leases", direct);
+            }
+
+            region.Deleting = true;
         }
 
-        _pool.Unlink(name);
+        try
+        {
+            _pool.Unlink(name);
+        }
+        catch
+        {
+            lock (region)
+            {
+                region.Deleting = false;
+            }
+
+            throw;
+        }
         // The name is gone from here on, whatever the directory fsync says: → Deleted, mapping retired
         // without persist (running calls finish on the unlinked mapping and get REGION_DELETED).
         lock (region)
@@ -573,7 +604,11 @@ internal sealed class RegionLifecycle
     /// descriptor: still linked, not shorter than the mapping; fstatat of the name: same identity);
     /// a change retires the mapping (Mapped → Failed) and fails with DATA_LOSS REGION_FILE_CHANGED.
     /// </summary>
-    public RegionLease Acquire(string name)
+    /// <param name="name">The region.</param>
+    /// <param name="registerDirectLease">For a direct lease (side channel): registers it, called under the
+    /// region's monitor once the call lease is taken; refused with NOT_FOUND REGION_DELETED when a
+    /// DeleteRegion has already passed its checks (<see cref="Region.Deleting"/>).</param>
+    public RegionLease Acquire(string name, Action? registerDirectLease = null)
     {
         ThrowIfShuttingDown();
         if (!_entries.TryGetValue(name, out var region))
@@ -589,9 +624,16 @@ internal sealed class RegionLifecycle
                 throw RegionLease.FileChanged(name, region.FailureReason ?? "the file changed");
             }
 
+            if (registerDirectLease is not null && region.Deleting)
+            {
+                throw new PmemServiceException(StatusCode.NotFound, PmemErrorReasons.RegionDeleted,
+                    $"Region '{name}' is being deleted; no direct lease is granted on it.").With("region", name);
+            }
+
             if (region.State == RegionState.Mapped && region.Mapping is { } m && m.TryLease())
             {
                 mapping = m;
+                registerDirectLease?.Invoke();
             }
         }
 

@@ -181,14 +181,8 @@ internal sealed class RegionManager : IDisposable
     {
         RegionName.Validate(name);
         ThrowIfShuttingDown();
-        if (!force && DirectLeases.CountFor(name) is > 0 and var direct)
-        {
-            throw new PmemServiceException(Grpc.Core.StatusCode.FailedPrecondition, PmemErrorReasons.RegionInUse,
-                $"Region '{name}' is held by {direct} direct-access lease(s); close them first or delete with force.")
-                .With("region", name).With("direct_leases", direct);
-        }
-
-        await Lifecycle.DeleteAsync(name, force, cancellationToken).ConfigureAwait(false);
+        // The direct-lease check runs inside the lifecycle's critical section (see RegionLifecycle.DeleteAsync).
+        await Lifecycle.DeleteAsync(name, force, DirectLeases.CountFor, cancellationToken).ConfigureAwait(false);
         if (DirectLeases.Revoke(name) is > 0 and var revoked)
         {
             PmemLog.DirectLeasesRevoked(_logger, name, revoked, "deleted");
@@ -209,6 +203,15 @@ internal sealed class RegionManager : IDisposable
         RegionName.Validate(name);
         ThrowIfShuttingDown();
         return Lifecycle.Acquire(name);
+    }
+
+    /// <summary>Takes a call lease and registers <paramref name="lease"/> in the same critical section as
+    /// DeleteRegion's direct-lease check; refused (REGION_DELETED) once a delete has passed that check.</summary>
+    internal RegionLease AcquireForDirectLease(string name, DirectAccess.DirectLease lease)
+    {
+        RegionName.Validate(name);
+        ThrowIfShuttingDown();
+        return Lifecycle.Acquire(name, () => DirectLeases.Add(lease));
     }
 
     private void ThrowIfShuttingDown()

@@ -220,16 +220,16 @@ internal sealed class DirectSideChannel : IHostedService, IDisposable
                 return;
             }
 
-            // Registered before the file is checked and opened: a delete without force from here on
-            // is refused, a forced one revokes this lease.
+            // Registered before the file is checked and opened, under the region's monitor together with
+            // the Mapped check (AcquireForDirectLease): a delete without force from here on is refused, a
+            // forced one revokes this lease; a delete that got there first makes this a refusal.
             lease = new DirectLease(found.Region, found.Access, p);
-            Registry.Add(lease);
             var writable = found.Access == DirectAccessMode.ReadWrite;
             string? refusal = null;
             Microsoft.Win32.SafeHandles.SafeFileHandle? file = null;
             try
             {
-                using var call = _regions.Acquire(found.Region); // Mapped, and the name is the mapped inode
+                using var call = _regions.AcquireForDirectLease(found.Region, lease); // Mapped, not being deleted, registered
                 var (handle, status) = _regions.OpenForDirect(found.Region, writable);
                 file = handle;
                 if (!status.IsSameFile(call.Mapping.Identity) || (ulong)status.Size < call.Size)
