@@ -51,7 +51,7 @@ public sealed class GroupCommitTests
     public async Task Callers_queued_during_an_msync_are_answered_by_one_later_msync_covering_them_all()
     {
         var sync = new FakeSync();
-        var commit = new GroupCommit(sync.Persist);
+        var commit = new GroupCommit(sync.Persist, parallelism: 1);
         sync.Hold.Reset();
         var leader = Task.Run(() => commit.PersistAsync(0, 10).AsTask());
         Assert.True(await sync.Entered.WaitAsync(Wait));
@@ -75,7 +75,7 @@ public sealed class GroupCommitTests
     public async Task A_failed_msync_fails_every_waiter_it_covered_and_is_sticky()
     {
         var sync = new FakeSync();
-        var commit = new GroupCommit(sync.Persist);
+        var commit = new GroupCommit(sync.Persist, parallelism: 1);
         sync.Hold.Reset();
         var leader = Task.Run(() => commit.PersistAsync(0, 10).AsTask());
         Assert.True(await sync.Entered.WaitAsync(Wait));
@@ -97,4 +97,36 @@ public sealed class GroupCommitTests
         Assert.Equal(StatusCode.DataLoss, later.Code);
         Assert.Equal(calls, sync.Calls.Count);
     }
+
+    [Fact]
+    public async Task Up_to_the_parallelism_callers_sync_concurrently_and_the_rest_are_group_committed_after_one_returns()
+    {
+        var sync = new FakeSync();
+        var commit = new GroupCommit(sync.Persist, parallelism: 2);
+        sync.Hold.Reset();
+        var first = Task.Run(() => commit.PersistAsync(0, 10).AsTask());
+        var second = Task.Run(() => commit.PersistAsync(1 << 20, 10).AsTask());
+        Assert.True(await sync.Entered.WaitAsync(Wait));
+        Assert.True(await sync.Entered.WaitAsync(Wait)); // both msyncs are running at once
+
+        var queued = new[] { commit.PersistAsync(8192, 4096).AsTask(), commit.PersistAsync(100, 50).AsTask() };
+        await Task.Delay(50);
+        Assert.All(queued, t => Assert.False(t.IsCompleted)); // never answered by an msync already running
+        Assert.Equal(2, sync.Calls.Count);
+
+        sync.Hold.Set();
+        await Task.WhenAll(first, second).WaitAsync(Wait);
+        await Task.WhenAll(queued).WaitAsync(Wait);
+        Assert.Equal(3, sync.Calls.Count); // one more msync answered both queued callers
+        Assert.Equal((100UL, 12_288UL), sync.Calls[2]);
+
+        // Idle again: a lone caller syncs inline.
+        var lone = commit.PersistAsync(5, 5);
+        Assert.True(lone.IsCompletedSuccessfully);
+        Assert.Equal(4, commit.Rounds);
+    }
+
+    [Fact]
+    public void Parallelism_below_one_is_refused() =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => new GroupCommit((_, _) => { }, parallelism: 0));
 }
