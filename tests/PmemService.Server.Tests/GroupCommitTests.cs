@@ -129,4 +129,39 @@ public sealed class GroupCommitTests
     [Fact]
     public void Parallelism_below_one_is_refused() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => new GroupCommit((_, _) => { }, parallelism: 0));
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(8)]
+    public async Task Many_concurrent_callers_are_each_answered_after_an_msync_covering_their_range(int parallelism)
+    {
+        // A fake msync that takes a little time, so rounds overlap and several queued rounds run at once
+        // (the parallelism-2 case once crashed the process: two rounds shared one batch list).
+        var synced = new List<(ulong Start, ulong End)>();
+        var commit = new GroupCommit((offset, length) =>
+        {
+            Thread.SpinWait(2000);
+            lock (synced)
+            {
+                synced.Add((offset, offset + length));
+            }
+        }, parallelism);
+
+        var callers = Enumerable.Range(0, 16).Select(worker => Task.Run(async () =>
+        {
+            for (var i = 0; i < 200; i++) // bounded
+            {
+                var offset = (ulong)((worker * 200) + i) * 4096;
+                await commit.PersistAsync(offset, 4096);
+                lock (synced)
+                {
+                    Assert.Contains(synced, r => r.Start <= offset && offset + 4096 <= r.End);
+                }
+            }
+        })).ToArray();
+
+        await Task.WhenAll(callers).WaitAsync(Wait);
+        Assert.InRange(commit.Rounds, 1, 16 * 200);
+    }
 }

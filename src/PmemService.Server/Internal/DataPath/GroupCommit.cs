@@ -36,7 +36,7 @@ internal sealed class GroupCommit
     private readonly Action<ulong, ulong> _persist;
     private readonly Lock _lock = new();
     private List<Waiter> _pending = [];
-    private List<Waiter> _spare = [];
+    private List<Waiter>? _spare = []; // a drained batch list for reuse; null while every list is in use (several rounds may run at once)
     private readonly int _parallelism;
     private int _inFlight;
     private Exception? _failure;
@@ -151,7 +151,8 @@ internal sealed class GroupCommit
                 }
 
                 batch = _pending;
-                _pending = _spare;
+                _pending = _spare ?? [];
+                _spare = null;
                 failure = _failure;
             }
 
@@ -206,7 +207,7 @@ internal sealed class GroupCommit
             batch.Clear();
             lock (_lock)
             {
-                _spare = batch;
+                _spare ??= batch;
             }
         }
     }
