@@ -24,6 +24,9 @@ internal static class Servers
                 ["PmemService:PoolPath"] = pool,
                 ["PmemService:UnixSocketPath"] = socket,
                 ["PmemService:TcpEndpoint"] = "127.0.0.1:0",
+                // The TCP rows compare transports with the plaintext sink, so the service serves the data
+                // plane on loopback TCP without authentication here (never the default; see README Security).
+                ["PmemService:AllowDataPlaneOverTcp"] = "true",
                 ["PmemService:MaxRegionSize"] = (4L << 30).ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["Serilog:MinimumLevel:Default"] = "Information",
                 ["Serilog:MinimumLevel:Override:Microsoft.AspNetCore"] = "Warning",

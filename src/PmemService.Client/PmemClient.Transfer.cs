@@ -179,7 +179,7 @@ public sealed partial class PmemClient
                     {
                         await call.RequestStream.CompleteAsync().ConfigureAwait(false);
                     }
-                    catch (Exception ex) when (ex is not RpcException && !cancellationToken.IsCancellationRequested)
+                    catch (Exception ex) when (!cancellationToken.IsCancellationRequested && (ex is not RpcException || ex is RpcException { StatusCode: StatusCode.Cancelled }))
                     {
                         // The call already ended; its status (awaited below) explains why.
                     }
@@ -534,7 +534,10 @@ public sealed partial class PmemClient
 
     /// <summary>
     /// Writes one message; when the write fails because the call already ended (the server answered
-    /// early with an error, or the transport broke), throws the call's status instead.
+    /// early with an error, or the transport broke), throws the call's status instead. A write that
+    /// races the server's early answer can fail as CANCELLED (the HTTP/2 stream was reset under it)
+    /// or with InvalidOperationException before the trailers are read; the server's own status (for
+    /// example DATA_LOSS after a failed persist) is the one the caller must see, so both wait for it.
     /// </summary>
     private static async Task WriteMessageAsync(
         AsyncClientStreamingCall<StreamWriteRegionRequest, StreamWriteRegionResponse> call,
@@ -545,7 +548,7 @@ public sealed partial class PmemClient
         {
             await call.RequestStream.WriteAsync(message, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not RpcException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested && (ex is not RpcException || ex is RpcException { StatusCode: StatusCode.Cancelled }))
         {
             await call.ResponseAsync.ConfigureAwait(false);
             throw;

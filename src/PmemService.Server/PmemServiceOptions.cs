@@ -38,6 +38,13 @@ public sealed class PmemServiceOptions
     /// <summary>Upper bound on the sum of the sizes of all mapped regions, in bytes.</summary>
     public long MaxMappedBytes { get; set; } = 256L << 30;
 
+    /// <summary>
+    /// At PAGE granularity, how many msyncs of one region may run at once for persisted writes; callers
+    /// beyond it are group-committed (one msync covering all of them, after one of the running ones
+    /// returns). 1 = strict one-at-a-time group commit. Default 8; see docs/benchmarks.md for why.
+    /// </summary>
+    public int PageSyncParallelism { get; set; } = 8;
+
     /// <summary>Serve grpc.reflection.v1 and v1alpha (so grpcurl works without proto files).</summary>
     public bool EnableReflection { get; set; } = true;
 

@@ -14,7 +14,7 @@ internal sealed partial class PmemGrpcService
     /// <summary>
     /// WriteRegion after <see cref="WriteRegionDeserializer"/>: the bytes are in the mapping (or the
     /// fault says why not). Without defer_persist they are persisted before the answer: a drain on
-    /// CACHE_LINE, and on PAGE an msync through <see cref="GroupCommit"/> (concurrent writers share one).
+    /// CACHE_LINE, and on PAGE an msync through <see cref="GroupCommit"/> (a bounded number run at once; writers beyond it share one).
     /// </summary>
     public async Task<WriteRegionResponse> WriteRegion(ZeroCopyWrite request, ServerCallContext context)
     {
@@ -53,7 +53,7 @@ internal sealed partial class PmemGrpcService
                 var start = Stopwatch.GetTimestamp();
                 try
                 {
-                    await GroupCommit.PersistAsync(lease.Map, request.Offset, request.Length).ConfigureAwait(false);
+                    await GroupCommit.PersistAsync(lease.Map, request.Offset, request.Length, _options.PageSyncParallelism).ConfigureAwait(false);
                 }
                 catch (Pmem2Exception e) when (e.IsPersistFailure)
                 {

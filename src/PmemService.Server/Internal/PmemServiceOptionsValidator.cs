@@ -55,6 +55,11 @@ internal sealed class PmemServiceOptionsValidator : IValidateOptions<PmemService
             errors.Add($"{section}:MaxMappedBytes must be positive.");
         }
 
+        if (options.PageSyncParallelism is < 1 or > 1024)
+        {
+            errors.Add($"{section}:PageSyncParallelism must be between 1 and 1024.");
+        }
+
         if (options.MaxReceiveMessageSize < 64 << 10)
         {
             errors.Add($"{section}:MaxReceiveMessageSize must be at least 65536.");
