@@ -46,10 +46,16 @@ internal sealed class RegionCaller
     {
         if (PeerIdentity.Get(http) is { } peer)
         {
+            // Once per connection (SO_PEERCRED does not change), not per call: the data path stays allocation-free here.
+            if (peer.RegionCaller is { } known)
+            {
+                return known;
+            }
+
             var credentials = peer.Credentials;
             var principal = "uid:" + credentials.Uid.ToString(CultureInfo.InvariantCulture);
             var superuser = (credentials.Uid == 0 && options.RootIsRegionSuperuser) || options.RegionSuperusers.Contains(principal, StringComparer.Ordinal);
-            return new RegionCaller(principal, credentials.Uid, credentials.Gid, superuser);
+            return peer.RegionCaller = new RegionCaller(principal, credentials.Uid, credentials.Gid, superuser);
         }
 
         var user = http.User;
