@@ -27,6 +27,7 @@ internal sealed class RegionAccessControl
     private readonly ConcurrentDictionary<(ulong Device, ulong Inode), RegionAcl?> _cache = new();
     private readonly Dictionary<string, int> _regionsByOwner = new(StringComparer.Ordinal);
     private readonly Lock _countLock = new();
+    private readonly Lock _changeLock = new();
     private readonly PmemServiceOptions _options;
     private readonly ILogger _logger;
     private readonly PoolDirectory _pool;
@@ -223,6 +224,22 @@ internal sealed class RegionAccessControl
     /// owner's region-count quota applies.
     /// </summary>
     public RegionAcl Change(RegionCaller caller, string name, Pmem2FileStatus status, RegionAcl? current, string? newOwner, IReadOnlyList<RegionAclEntry> entries)
+    {
+        // Changes are rare: one at a time, so the owner counts and the cache follow the order of the writes.
+        lock (_changeLock)
+        {
+            // What was read before the lock may be stale: decide on the list as it is now.
+            if (_cache.TryGetValue((status.Device, status.Inode), out var now))
+            {
+                Demand(caller, "SetRegionAccess", name, now, AccessRights.Admin);
+                current = now;
+            }
+
+            return ChangeLocked(caller, name, status, current, newOwner, entries);
+        }
+    }
+
+    private RegionAcl ChangeLocked(RegionCaller caller, string name, Pmem2FileStatus status, RegionAcl? current, string? newOwner, IReadOnlyList<RegionAclEntry> entries)
     {
         var owner = string.IsNullOrEmpty(newOwner) ? current?.Owner : newOwner;
         if (owner is null)
