@@ -278,6 +278,13 @@ public sealed class RegionAccessTests : IDisposable
     {
         await using var server = await StartAsync();
         var name = await CreateWithBytesAsync(As(server, "alice"), "durable", Pattern(32, 5));
+        using (var created = File.OpenHandle(Path.Combine(server.PoolPath, name)))
+        {
+            // Set by the create itself (on the temporary file, before the rename), not by a later call.
+            Assert.Equal("{\"v\":1,\"owner\":\"sub:alice\",\"entries\":[]}",
+                System.Text.Encoding.UTF8.GetString(Pmem2.Pmem2FileAttributes.Get(created, "user.pmem.acl")!));
+        }
+
         await As(server, "alice").SetRegionAccessAsync(new SetRegionAccessRequest
         {
             Name = name,
