@@ -369,6 +369,7 @@ public sealed class RegionAccessTests : IDisposable
         await AssertError(async () => await alice.MapRegionAsync(new MapRegionRequest { Name = third, Size = 4096, CreateIfMissing = true }),
             StatusCode.ResourceExhausted, "MAPPED_BYTES_QUOTA");
         Assert.False(File.Exists(Path.Combine(server.PoolPath, third)));
+        Assert.Contains(server.Logs.WithEventName("RegionQuotaExceeded"), e => e.Properties["Quota"].ToString() == "\"mapped bytes\"" && e.Properties["Used"].ToString() == "8192");
         await CreateWithBytesAsync(bob, "bm", [3]); // bob's bytes are bob's
 
         // Unmapping gives the bytes back.

@@ -224,7 +224,7 @@ internal sealed class RegionLifecycle
             owner = acl?.Owner;
             try
             {
-                _budget.Reserve(name, size, owner); // fail before creating anything
+                ReserveBudget(name, size, owner); // fail before creating anything
             }
             catch
             {
@@ -276,7 +276,7 @@ internal sealed class RegionLifecycle
             try
             {
                 CheckSize(name, size, (ulong)file.Size);
-                _budget.Reserve(name, (ulong)file.Size, owner);
+                ReserveBudget(name, (ulong)file.Size, owner);
             }
             catch
             {
@@ -326,6 +326,20 @@ internal sealed class RegionLifecycle
             region.State = RegionState.Mapped;
             region.References = 1;
             return WithAccess(Info(region, fileSize, created), caller, acl);
+        }
+    }
+
+    /// <summary>MaxMappedBytes / MaxMappedBytesPerIdentity (charged to the region's owner); a per-owner refusal is logged (event 111).</summary>
+    private void ReserveBudget(string name, ulong size, string? owner)
+    {
+        try
+        {
+            _budget.Reserve(name, size, owner);
+        }
+        catch (PmemServiceException e) when (e.Reason == PmemErrorReasons.MappedBytesQuota && owner is not null)
+        {
+            PmemLog.RegionQuotaExceeded(_logger, owner, name, "mapped bytes", _budget.BytesOf(owner), _options.MaxMappedBytesPerIdentity);
+            throw;
         }
     }
 
