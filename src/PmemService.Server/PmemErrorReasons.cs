@@ -143,4 +143,17 @@ public static class PmemErrorReasons
     public const string TokenExpired = "TOKEN_EXPIRED";
     /// <summary>RESOURCE_EXHAUSTED: the caller identity already has PmemService:MaxConcurrentStreamsPerIdentity streams open.</summary>
     public const string StreamLimit = "STREAM_LIMIT";
+
+    // Per-region access (issue 12 item 4/5)
+    /// <summary>PERMISSION_DENIED: the caller's access list entry (or ownership) does not give the right the call needs
+    /// (for example read but not write), or MapRegion(create_if_missing) of a name another identity's region has.</summary>
+    public const string RegionAccessDenied = "REGION_ACCESS_DENIED";
+    /// <summary>INVALID_ARGUMENT: SetRegionAccess with a subject that is not uid:N, gid:N or sub:TEXT, no right, or too many entries.</summary>
+    public const string InvalidAccessEntry = "INVALID_ACCESS_ENTRY";
+    /// <summary>FAILED_PRECONDITION: the pool's filesystem has no user extended attributes, so ownership cannot be stored (RegionAccess=Isolated).</summary>
+    public const string AccessMetadataNotSupported = "ACCESS_METADATA_NOT_SUPPORTED";
+    /// <summary>RESOURCE_EXHAUSTED: the owner already has PmemService:MaxRegionsPerIdentity regions.</summary>
+    public const string RegionCountQuota = "REGION_COUNT_QUOTA";
+    /// <summary>RESOURCE_EXHAUSTED: mapping would exceed PmemService:MaxMappedBytesPerIdentity for the region's owner.</summary>
+    public const string MappedBytesQuota = "MAPPED_BYTES_QUOTA";
 }

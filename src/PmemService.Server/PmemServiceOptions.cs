@@ -81,6 +81,27 @@ public sealed class PmemServiceOptions
     /// </summary>
     public int MaxConcurrentStreamsPerIdentity { get; set; } = 64;
 
+    /// <summary>
+    /// Who may use which region (README "Per-region access"). <see cref="RegionAccessMode.Isolated"/> (default):
+    /// every region has an owner (its creator) and an access list; a caller sees and uses only regions it
+    /// owns or is listed on. <see cref="RegionAccessMode.Shared"/>: every admitted caller uses every region
+    /// (the behaviour before per-region access); owners are still recorded and quotas still apply.
+    /// </summary>
+    public RegionAccessMode RegionAccess { get; set; } = RegionAccessMode.Isolated;
+
+    /// <summary>Socket callers with uid 0 bypass access lists (they can read the region files anyway). Default true.</summary>
+    public bool RootIsRegionSuperuser { get; set; } = true;
+
+    /// <summary>More identities that bypass access lists: "uid:N" or "sub:SUBJECT" (an operator's token).</summary>
+    public List<string> RegionSuperusers { get; set; } = [];
+
+    /// <summary>Regions one owner may have in the pool (RESOURCE_EXHAUSTED <c>REGION_COUNT_QUOTA</c> beyond); 0 = unlimited.</summary>
+    public int MaxRegionsPerIdentity { get; set; }
+
+    /// <summary>Bytes of mapped regions one owner may have (charged to the region's owner when it is mapped;
+    /// RESOURCE_EXHAUSTED <c>MAPPED_BYTES_QUOTA</c> beyond); 0 = only the global MaxMappedBytes.</summary>
+    public long MaxMappedBytesPerIdentity { get; set; }
+
     /// <summary>Largest incoming gRPC message (a WriteRegion payload or one stream chunk, plus envelope).</summary>
     public int MaxReceiveMessageSize { get; set; } = (4 << 20) + (64 << 10);
 

@@ -216,6 +216,8 @@ internal sealed class CliContext : IDisposable
         created = created ?? (region.Created ? true : (bool?)null),
         contentLength = region.HasContentLength ? (long)region.ContentLength : (long?)null,
         contentCrc64 = region.HasContentLength ? region.ContentCrc64 : null,
+        owner = region.Owner.Length == 0 ? null : region.Owner,
+        callerRights = region.CallerRights is null ? null : PmemClient.FormatRights(region.CallerRights),
     };
 
     /// <summary>Remaining time while a transfer runs ("eta 00:00:12"), the elapsed time once it is done ("in 3.4 s").</summary>

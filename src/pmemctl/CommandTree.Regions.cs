@@ -274,6 +274,11 @@ internal sealed partial class CommandTree
         rows.Add(["content:", region.HasContentLength
             ? PmemCtlApp.Invariant($"{region.ContentLength} bytes ({Sizes.Format((long)region.ContentLength)}), crc64 {region.ContentCrc64}")
             : "not recorded (get returns the whole region)"]);
+        if (region.Owner.Length > 0 || region.CallerRights is not null)
+        {
+            rows.Add(["owner:", region.Owner.Length == 0 ? "none" : region.Owner]);
+            rows.Add(["your rights:", PmemClient.FormatRights(region.CallerRights)]);
+        }
 
         WriteColumns(ctx.Out, rows);
     }

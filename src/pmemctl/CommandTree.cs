@@ -73,6 +73,7 @@ internal sealed partial class CommandTree
         root.Add(BuildHealthCommand());
         root.Add(BuildBenchCommand());
         root.Add(BuildDirectCommand());
+        root.Add(BuildAccessCommand());
         return root;
     }
 

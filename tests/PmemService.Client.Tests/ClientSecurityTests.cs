@@ -6,6 +6,7 @@ using Grpc.Core;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using PmemCtl;
+using PmemService.Contracts.V1;
 
 namespace PmemService.Client.Tests;
 
@@ -168,5 +169,96 @@ public sealed class ClientSecurityTests : IAsyncLifetime
 
         var usage = await CliRun.RunAsync(["--address", _server.TcpAddress, "--cert", certPath, "regions", "ls"]);
         Assert.Equal(ExitCodes.Usage, usage.Code);
+    }
+
+    private PmemClient Sdk(string subject) => new(_server.TcpAddress, new PmemClientOptions
+    {
+        TrustedCertificateAuthorities = [_ca],
+        BearerTokenProvider = _ => ValueTask.FromResult<string?>(Token(subject)),
+    });
+
+    [Fact]
+    public async Task Sdk_reads_and_changes_the_access_list_and_the_grantee_gets_exactly_its_rights()
+    {
+        using var alice = Sdk("alice");
+        using var bob = Sdk("bob");
+        var name = TestData.Name("acl");
+        var created = await alice.MapRegionAsync(name, 4096, Granularity.Unspecified, createIfMissing: true);
+        Assert.Equal("sub:alice", created.Owner);
+        Assert.True(created.CallerRights.Admin);
+        await alice.WriteAsync(name, 0, new byte[] { 1, 2, 3 });
+
+        var missing = await Assert.ThrowsAsync<PmemException>(() => bob.GetRegionAsync(name));
+        Assert.Equal(PmemErrorKind.RegionNotFound, missing.Kind);
+
+        var access = await alice.SetRegionAccessAsync(name, [PmemClient.ParseAccessEntry("sub:bob=r")]);
+        Assert.Equal("sub:alice", access.Owner);
+        Assert.Equal("r", PmemClient.FormatRights(Assert.Single(access.Entries).Rights));
+        Assert.Equal(new byte[] { 1, 2, 3 }, (await bob.ReadAsync(name, 0, 3)).ToArray());
+        var denied = await Assert.ThrowsAsync<PmemException>(() => bob.WriteAsync(name, 0, new byte[] { 9 }));
+        Assert.Equal(PmemErrorKind.PermissionDenied, denied.Kind);
+        Assert.Equal("REGION_ACCESS_DENIED", denied.Reason);
+        Assert.Equal("REGION_ACCESS_DENIED", (await Assert.ThrowsAsync<PmemException>(() => bob.GetRegionAccessAsync(name))).Reason);
+        Assert.Equal("rwa", PmemClient.FormatRights(PmemClient.ParseAccessEntry("gid:5=a").Rights));
+        Assert.Throws<FormatException>(() => PmemClient.ParseAccessEntry("bob=r"));
+        Assert.Throws<FormatException>(() => PmemClient.ParseAccessEntry("uid:1=x"));
+        await alice.DeleteRegionAsync(name, force: true);
+    }
+
+    [Fact]
+    public async Task Pmemctl_access_get_set_grant_and_revoke()
+    {
+        var ca = Path.Combine(_dir, "ca.crt");
+        var aliceToken = Path.Combine(_dir, "alice.token");
+        var bobToken = Path.Combine(_dir, "bob.token");
+        await File.WriteAllTextAsync(aliceToken, Token("alice"));
+        await File.WriteAllTextAsync(bobToken, Token("bob"));
+        string[] As(string token, params string[] args) => ["--address", _server.TcpAddress, "--ca", ca, "--token-file", token, .. args];
+        var name = TestData.Name("ctlacl");
+        (await CliRun.RunAsync(As(aliceToken, "map", name, "--size", "4KiB", "--create"))).AssertOk();
+
+        var get = await CliRun.RunAsync(As(aliceToken, "--output", "json", "access", "get", name));
+        get.AssertOk();
+        using (var json = System.Text.Json.JsonDocument.Parse(get.Out))
+        {
+            Assert.Equal("sub:alice", json.RootElement.GetProperty("owner").GetString());
+            Assert.Equal(0, json.RootElement.GetProperty("entries").GetArrayLength());
+        }
+
+        var bobStat = await CliRun.RunAsync(As(bobToken, "regions", "stat", name));
+        Assert.Equal(ExitCodes.NotFound, bobStat.Code);
+
+        (await CliRun.RunAsync(As(aliceToken, "access", "grant", name, "sub:bob=r", "uid:1000=rw"))).AssertOk();
+        var stat = await CliRun.RunAsync(As(bobToken, "--output", "json", "regions", "stat", name));
+        stat.AssertOk();
+        using (var json = System.Text.Json.JsonDocument.Parse(stat.Out))
+        {
+            Assert.Equal("sub:alice", json.RootElement.GetProperty("owner").GetString());
+            Assert.Equal("r", json.RootElement.GetProperty("callerRights").GetString());
+        }
+
+        var write = await CliRun.RunAsync(As(bobToken, "write", name + "@0", "--text", "no"));
+        Assert.Equal(ExitCodes.PermissionDenied, write.Code);
+        Assert.StartsWith("error: REGION_ACCESS_DENIED: ", write.Err, StringComparison.Ordinal);
+
+        (await CliRun.RunAsync(As(aliceToken, "access", "revoke", name, "sub:bob"))).AssertOk();
+        var text = await CliRun.RunAsync(As(aliceToken, "access", "get", name));
+        text.AssertOk();
+        Assert.Contains("uid:1000", text.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("sub:bob", text.Out, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.NotFound, (await CliRun.RunAsync(As(bobToken, "regions", "stat", name))).Code);
+
+        var set = await CliRun.RunAsync(As(aliceToken, "--output", "json", "access", "set", name, "--owner", "sub:bob", "--clear"));
+        set.AssertOk();
+        using (var json = System.Text.Json.JsonDocument.Parse(set.Out))
+        {
+            Assert.Equal("sub:bob", json.RootElement.GetProperty("owner").GetString());
+            Assert.Equal(0, json.RootElement.GetProperty("entries").GetArrayLength());
+        }
+
+        (await CliRun.RunAsync(As(bobToken, "regions", "stat", name))).AssertOk();
+        Assert.Equal(ExitCodes.Usage, (await CliRun.RunAsync(As(bobToken, "access", "set", name))).Code);
+        Assert.Equal(ExitCodes.Usage, (await CliRun.RunAsync(As(bobToken, "access", "set", name, "bob=r"))).Code);
+        (await CliRun.RunAsync(As(bobToken, "rm", name, "--force"))).AssertOk();
     }
 }

@@ -256,6 +256,21 @@ class FaultFs(fusepy.Operations):
         self._paths.pop(fh, None)
         os.close(fh)
 
+    # Extended attributes pass through to the backing file: the service keeps region metadata in
+    # user.pmem.* (the owner and access list are set on every create, so without these every create
+    # on the mount would fail with EOPNOTSUPP). fusepy turns an OSError into -errno (ENODATA included).
+    def getxattr(self, path, name, position=0):
+        return os.getxattr(self._full(path), name, follow_symlinks=False)
+
+    def setxattr(self, path, name, value, options, position=0):
+        os.setxattr(self._full(path), name, value, options, follow_symlinks=False)
+
+    def listxattr(self, path):
+        return os.listxattr(self._full(path), follow_symlinks=False)
+
+    def removexattr(self, path, name):
+        os.removexattr(self._full(path), name, follow_symlinks=False)
+
 
 def _parse_errno(text):
     if text.isdigit():

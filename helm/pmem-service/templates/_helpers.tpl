@@ -247,6 +247,18 @@ The PmemService container. As a native sidecar it carries restartPolicy: Always 
     - name: PmemService__MaxMappedBytes
       value: {{ $v.config.maxMappedBytes | int64 | quote }}
     {{- end }}
+    - name: PmemService__RegionAccess
+      value: {{ $v.config.regionAccess | quote }}
+    - name: PmemService__RootIsRegionSuperuser
+      value: {{ $v.config.rootIsRegionSuperuser | quote }}
+    {{- if $v.config.maxRegionsPerIdentity }}
+    - name: PmemService__MaxRegionsPerIdentity
+      value: {{ $v.config.maxRegionsPerIdentity | int64 | quote }}
+    {{- end }}
+    {{- if $v.config.maxMappedBytesPerIdentity }}
+    - name: PmemService__MaxMappedBytesPerIdentity
+      value: {{ $v.config.maxMappedBytesPerIdentity | int64 | quote }}
+    {{- end }}
     - name: Serilog__MinimumLevel__Default
       value: {{ $v.config.logLevel | quote }}
     - name: K8S_NODE_NAME

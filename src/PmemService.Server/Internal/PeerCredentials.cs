@@ -100,4 +100,7 @@ internal sealed class PeerCredentialsFeature
 
     /// <summary>The principal set as HttpContext.User on every request of the connection.</summary>
     public ClaimsPrincipal Principal { get; }
+
+    /// <summary>The region identity of the connection's peer, built once (<see cref="RegionCaller.From"/>).</summary>
+    internal RegionCaller? RegionCaller { get; set; }
 }

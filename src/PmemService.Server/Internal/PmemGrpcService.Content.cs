@@ -24,7 +24,7 @@ internal sealed partial class PmemGrpcService
                 $"content_crc64 '{request.ContentCrc64}' is not a CRC-64 in hex (up to 16 hex digits).", "content_crc64");
         }
 
-        var info = _regions.Get(name); // NOT_FOUND, or not a region (symlink, ...) before anything is written
+        var info = _regions.Get(name, Caller(context), AccessRights.Write, "SetRegionContent"); // NOT_FOUND / denied, or not a region (symlink, ...) before anything is written
         RegionContent.Set(name, Path.Combine(_regions.PoolPath, name), request.ContentLength, crc, request.Clear);
         return Task.FromResult(new SetRegionContentResponse { Region = WithContent(info) });
     }

@@ -25,9 +25,11 @@ internal sealed partial class PmemGrpcService
 
         if (request.Held is { } held)
         {
-            // A TCP caller, admitted by now (PeerAuthorizationInterceptor runs before this handler).
+            // A TCP caller, admitted by now (PeerAuthorizationInterceptor runs before this handler); its
+            // region access is checked by CopyIntoRegion before the first byte is copied.
             try
             {
+                request.Caller = Caller(context);
                 WriteRegionDeserializer.CopyIntoRegion(_regions, _badBlocks, request, new ReadOnlySequence<byte>(held, 0, (int)request.Length));
             }
             finally

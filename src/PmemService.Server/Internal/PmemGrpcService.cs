@@ -42,14 +42,14 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
 
     public override async Task<MapRegionResponse> MapRegion(MapRegionRequest request, ServerCallContext context)
     {
-        var info = await _regions.MapAsync(request.Name, request.Size, request.RequiredGranularity, request.CreateIfMissing, context.CancellationToken)
+        var info = await _regions.MapAsync(request.Name, request.Size, request.RequiredGranularity, request.CreateIfMissing, context.CancellationToken, Caller(context))
             .ConfigureAwait(false);
         return new MapRegionResponse { Region = info };
     }
 
     public override async Task<UnmapRegionResponse> UnmapRegion(UnmapRegionRequest request, ServerCallContext context)
     {
-        var remaining = await _regions.UnmapAsync(request.Name, context.CancellationToken).ConfigureAwait(false);
+        var remaining = await _regions.UnmapAsync(request.Name, context.CancellationToken, Caller(context)).ConfigureAwait(false);
         return new UnmapRegionResponse { RemainingReferences = remaining };
     }
 
@@ -58,15 +58,18 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
     {
         var http = context.GetHttpContext();
         var lane = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<DirectAccess.DirectSideChannel>(http.RequestServices);
-        return Task.FromResult(lane.Open(request, PeerCredentials.FromHttpContext(http), overTcp: http.Connection.LocalIpAddress is not null));
+        return Task.FromResult(lane.Open(request, PeerCredentials.FromHttpContext(http), overTcp: http.Connection.LocalIpAddress is not null, Caller(context)));
     }
 
+    /// <summary>The identity the call is authorized as on regions (after admission).</summary>
+    private RegionCaller Caller(ServerCallContext context) => RegionCaller.From(context.GetHttpContext(), _options);
+
     public override Task<GetRegionResponse> GetRegion(GetRegionRequest request, ServerCallContext context) =>
-        Task.FromResult(new GetRegionResponse { Region = WithContent(_badBlocks.Annotate(_regions.Get(request.Name), Path.Combine(_regions.PoolPath, request.Name))) });
+        Task.FromResult(new GetRegionResponse { Region = WithContent(_badBlocks.Annotate(_regions.Get(request.Name, Caller(context)), Path.Combine(_regions.PoolPath, request.Name))) });
 
     public override Task<ListRegionsResponse> ListRegions(ListRegionsRequest request, ServerCallContext context)
     {
-        var (regions, next) = _regions.List(request.PageSize, request.PageToken);
+        var (regions, next) = _regions.List(request.PageSize, request.PageToken, Caller(context));
         var response = new ListRegionsResponse { NextPageToken = next };
         response.Regions.AddRange(regions);
         return Task.FromResult(response);
@@ -74,7 +77,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
 
     public override async Task<DeleteRegionResponse> DeleteRegion(DeleteRegionRequest request, ServerCallContext context)
     {
-        await _regions.DeleteAsync(request.Name, request.Force, context.CancellationToken).ConfigureAwait(false);
+        await _regions.DeleteAsync(request.Name, request.Force, context.CancellationToken, Caller(context)).ConfigureAwait(false);
         return new DeleteRegionResponse();
     }
 
@@ -87,7 +90,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
                 "length").With("limit", _options.MaxUnaryReadLength);
         }
 
-        using var lease = _regions.Acquire(request.Name);
+        using var lease = _regions.Acquire(request.Name, Caller(context), AccessRights.Read, "ReadRegion");
         RegionRange.Check(lease.Name, lease.Size, request.Offset, request.Length);
         if (request.Length == 0)
         {
@@ -116,7 +119,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
                 .With("limit", maxChunk);
         }
 
-        using var lease = _regions.Acquire(request.Name);
+        using var lease = _regions.Acquire(request.Name, Caller(context), AccessRights.Read, "StreamReadRegion");
         if (request.Offset > lease.Size)
         {
             RegionRange.Check(lease.Name, lease.Size, request.Offset, request.Length);
@@ -167,7 +170,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
 
     public override Task<PersistRegionResponse> PersistRegion(PersistRegionRequest request, ServerCallContext context)
     {
-        using var lease = _regions.Acquire(request.Name);
+        using var lease = _regions.Acquire(request.Name, Caller(context), AccessRights.Write, "PersistRegion");
         ThrowIfPersistFailed(lease, "PersistRegion");
         if (request.Offset > lease.Size)
         {
@@ -223,7 +226,8 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
         }
 
         var header = requestStream.Current.Header!;
-        using var lease = _regions.Acquire(header.Name);
+        // Write access before the sink is attached: no chunk of a caller without it reaches the mapping.
+        using var lease = _regions.Acquire(header.Name, Caller(context), AccessRights.Write, "StreamWriteRegion");
         var start = header.Offset;
         // Validate everything that can be validated before the first byte is copied.
         RegionRange.Check(lease.Name, lease.Size, start, header.TotalLength, "header.offset", "header.total_length");

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace PmemService.Server.Internal;
 
-/// <summary>Security log messages (event ids 100-109).</summary>
+/// <summary>Security log messages (event ids 100-119).</summary>
 internal static partial class PmemLog
 {
     [LoggerMessage(100, LogLevel.Warning, "Pool {PoolPath} has mode {Mode}: users other than the service's can create, rename or delete region files in it. Make it 0700 (or 0750 with PmemService:PoolGroupAccess)", EventName = "PoolWritableByOthers")]
@@ -31,4 +31,19 @@ internal static partial class PmemLog
 
     [LoggerMessage(108, LogLevel.Warning, "{Method} refused for {Identity}: it already has {Limit} streams open (PmemService:MaxConcurrentStreamsPerIdentity)", EventName = "StreamLimitReached")]
     public static partial void StreamLimitReached(ILogger logger, string method, string identity, int limit);
+
+    [LoggerMessage(109, LogLevel.Warning, "{Method} on region {Region} denied to {Identity}: it needs '{Needed}' and has '{Has}'", EventName = "RegionAccessDenied")]
+    public static partial void RegionAccessDenied(ILogger logger, string method, string identity, string region, string needed, string has);
+
+    [LoggerMessage(110, LogLevel.Information, "Access of region {Region} changed by {Identity}: owner {Owner}, entries [{Entries}]", EventName = "RegionAccessChanged")]
+    public static partial void RegionAccessChanged(ILogger logger, string region, string identity, string owner, string entries);
+
+    [LoggerMessage(111, LogLevel.Warning, "Region {Region} refused for {Identity}: it has {Used} {Quota} of the {Limit} allowed per identity", EventName = "RegionQuotaExceeded")]
+    public static partial void RegionQuotaExceeded(ILogger logger, string identity, string region, string quota, long used, long limit);
+
+    [LoggerMessage(112, LogLevel.Information, "Per-region access is {Mode}; {Regions} region(s) in the pool, {Legacy} without an owner (created before per-region access: visible to superusers only in Isolated mode)", EventName = "RegionAccessMode")]
+    public static partial void RegionAccessModeStarted(ILogger logger, RegionAccessMode mode, int regions, int legacy);
+
+    [LoggerMessage(113, LogLevel.Warning, "PmemService:RegionAccess is Shared: every admitted caller can read, write and delete every region", EventName = "RegionAccessShared")]
+    public static partial void RegionAccessShared(ILogger logger);
 }

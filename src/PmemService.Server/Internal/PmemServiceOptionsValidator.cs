@@ -60,6 +60,29 @@ internal sealed class PmemServiceOptionsValidator : IValidateOptions<PmemService
             errors.Add($"{section}:PageSyncParallelism must be between 1 and 1024.");
         }
 
+        if (!Enum.IsDefined(options.RegionAccess))
+        {
+            errors.Add($"{section}:RegionAccess must be Isolated or Shared.");
+        }
+
+        if (options.MaxRegionsPerIdentity < 0)
+        {
+            errors.Add($"{section}:MaxRegionsPerIdentity must not be negative (0 = unlimited).");
+        }
+
+        if (options.MaxMappedBytesPerIdentity < 0)
+        {
+            errors.Add($"{section}:MaxMappedBytesPerIdentity must not be negative (0 = only MaxMappedBytes).");
+        }
+
+        foreach (var superuser in options.RegionSuperusers)
+        {
+            if (!RegionAcl.IsPrincipal(superuser) || superuser.StartsWith("gid:", StringComparison.Ordinal))
+            {
+                errors.Add($"{section}:RegionSuperusers entry '{superuser}' is not 'uid:N' or 'sub:SUBJECT'.");
+            }
+        }
+
         if (options.MaxReceiveMessageSize < 64 << 10)
         {
             errors.Add($"{section}:MaxReceiveMessageSize must be at least 65536.");

@@ -128,9 +128,11 @@ internal sealed class PoolDirectory : IDisposable
     /// fallback), fsync, <c>renameat2(RENAME_NOREPLACE)</c> to the region's name, fsync of the pool
     /// directory. The returned descriptor is the created inode itself, so the mapping is made of
     /// exactly the file that was created (never a file re-resolved by name). On failure nothing is
-    /// left under the region's name.
+    /// left under the region's name. <paramref name="acl"/> (owner and access list, <see cref="RegionAcl"/>) is
+    /// set as <c>user.pmem.acl</c> on the temporary file before its fsync and rename, so the region never
+    /// appears without it; a filesystem without user xattrs fails the create when <paramref name="aclRequired"/>.
     /// </summary>
-    public (SafeFileHandle Handle, Pmem2FileStatus Status) CreateRegion(string name, ulong size)
+    public (SafeFileHandle Handle, Pmem2FileStatus Status) CreateRegion(string name, ulong size, byte[]? acl = null, bool aclRequired = false)
     {
         var temp = $"{CreatingPrefix}{name}-{Guid.NewGuid():N}";
         SafeFileHandle handle;
@@ -149,6 +151,22 @@ internal sealed class PoolDirectory : IDisposable
             try
             {
                 Pmem2Files.Allocate(handle, size);
+                if (acl is not null)
+                {
+                    try
+                    {
+                        Pmem2FileAttributes.Set(handle, RegionAcl.AttributeName, acl); // fsetxattr + fsync
+                    }
+                    catch (Pmem2Exception e) when (e.Errno == EOPNOTSUPP && !aclRequired)
+                    {
+                        // Shared mode on a filesystem without user xattrs: the region simply has no recorded owner.
+                    }
+                    catch (Pmem2Exception e) when (e.Errno == EOPNOTSUPP)
+                    {
+                        throw RegionAccessControl.MetadataNotSupported(name, e);
+                    }
+                }
+
                 RandomAccess.FlushToDisk(handle);
             }
             catch (Pmem2Exception e)

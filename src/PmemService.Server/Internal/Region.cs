@@ -120,6 +120,9 @@ internal sealed class RegionMapping
 
     public ulong Size { get; }
 
+    /// <summary>The region's owner when it was mapped: its mapped bytes are charged to it (MaxMappedBytesPerIdentity).</summary>
+    public string? Owner { get; set; }
+
     /// <summary>Set when the region was deleted (running calls then fail with REGION_DELETED).</summary>
     public volatile bool Deleted;
 

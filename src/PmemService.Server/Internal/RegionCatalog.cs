@@ -13,25 +13,30 @@ internal sealed class RegionCatalog
 {
     private readonly PoolDirectory _pool;
     private readonly RegionLifecycle _lifecycle;
+    private readonly RegionAccessControl _access;
 
-    public RegionCatalog(PoolDirectory pool, RegionLifecycle lifecycle)
+    public RegionCatalog(PoolDirectory pool, RegionLifecycle lifecycle, RegionAccessControl access)
     {
         _pool = pool;
         _lifecycle = lifecycle;
+        _access = access;
     }
 
-    public RegionInfo Get(string name)
+    /// <summary>GetRegion: needs read (a caller without any right gets NOT_FOUND, as for a missing region).</summary>
+    public RegionInfo Get(string name, RegionCaller? caller = null, AccessRights needed = AccessRights.Read, string operation = "GetRegion")
     {
         if (_pool.Stat(name) is not { IsRegularFile: true } status)
         {
             throw PmemServiceException.NotFound(name);
         }
 
-        return _lifecycle.Describe(name, status);
+        var acl = _access.Read(name, status);
+        _access.Demand(caller, operation, name, acl, needed);
+        return _lifecycle.WithAccess(_lifecycle.Describe(name, status), caller, acl);
     }
 
     /// <summary>Names in ordinal order; the page token is the last name returned (opaque, base64).</summary>
-    public (List<RegionInfo> Regions, string NextPageToken) List(int pageSize, string pageToken)
+    public (List<RegionInfo> Regions, string NextPageToken) List(int pageSize, string pageToken, RegionCaller? caller = null)
     {
         if (pageSize < 0)
         {
@@ -65,11 +70,25 @@ internal sealed class RegionCatalog
 
             if (_pool.Stat(name) is { IsRegularFile: true } status)
             {
-                result.Add(_lifecycle.Describe(name, status));
+                RegionAcl? acl;
+                try
+                {
+                    acl = _access.Read(name, status);
+                }
+                catch (PmemServiceException)
+                {
+                    continue; // gone (or unreadable) since the directory was read
+                }
+
+                if (caller is null || _access.CanSee(caller, acl))
+                {
+                    result.Add(_lifecycle.WithAccess(_lifecycle.Describe(name, status), caller, acl));
+                }
             }
         }
 
-        var next = result.Count == pageSize && names.Count > pageSize
+        // Only regions the caller sees count; more may follow when the page is full and names remain after it.
+        var next = result.Count == pageSize && string.CompareOrdinal(names[^1], result[^1].Name) > 0
             ? Convert.ToBase64String(Encoding.UTF8.GetBytes("r:" + result[^1].Name))
             : string.Empty;
         return (result, next);

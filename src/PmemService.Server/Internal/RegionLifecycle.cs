@@ -36,12 +36,14 @@ internal sealed class RegionLifecycle
     private readonly ILogger _logger;
     private readonly Func<PoolProbeResult?> _probe;
     private readonly Action _leaseEnded;
+    private readonly RegionAccessControl _access;
     private int _activeLeases;
     private volatile bool _shuttingDown;
 
     public RegionLifecycle(PoolDirectory pool, MappedBytesBudget budget, PmemServiceOptions options, PmemMetrics metrics,
-        ILogger logger, Func<PoolProbeResult?> probe)
+        ILogger logger, Func<PoolProbeResult?> probe, RegionAccessControl access)
     {
+        _access = access;
         _pool = pool;
         _budget = budget;
         _options = options;
@@ -132,14 +134,14 @@ internal sealed class RegionLifecycle
 
     // ---- Map -------------------------------------------------------------------------------------
 
-    public async Task<RegionInfo> MapAsync(string name, ulong size, Pmem2Granularity required, bool createIfMissing, CancellationToken cancellationToken)
+    public async Task<RegionInfo> MapAsync(string name, ulong size, Pmem2Granularity required, bool createIfMissing, CancellationToken cancellationToken, RegionCaller? caller = null)
     {
         ThrowIfShuttingDown();
         var region = await EnterAsync(name, cancellationToken).ConfigureAwait(false);
         try
         {
             ThrowIfShuttingDown();
-            return Map(region, size, required, createIfMissing);
+            return Map(region, size, required, createIfMissing, caller);
         }
         finally
         {
@@ -147,10 +149,21 @@ internal sealed class RegionLifecycle
         }
     }
 
-    private RegionInfo Map(Region region, ulong size, Pmem2Granularity required, bool createIfMissing)
+    private RegionInfo Map(Region region, ulong size, Pmem2Granularity required, bool createIfMissing, RegionCaller? caller)
     {
         var name = region.Name;
         var status = _pool.Stat(name);
+
+        // Per-region access, under the region's gate: mapping an existing region needs read; a caller with no
+        // right is told NOT_FOUND, or PERMISSION_DENIED when it asked to create (the name is taken).
+        string? owner = null;
+        RegionAcl? acl = null;
+        if (status is { IsRegularFile: true } existing)
+        {
+            acl = _access.Read(name, existing);
+            _access.Demand(caller, "MapRegion", name, acl, AccessRights.Read, nameTakenIsDenied: createIfMissing);
+            owner = acl?.Owner;
+        }
 
         RegionMapping? current;
         lock (region)
@@ -177,7 +190,7 @@ internal sealed class RegionLifecycle
                 lock (region)
                 {
                     region.References++;
-                    return Info(region, existingSize, created: false);
+                    return WithAccess(Info(region, existingSize, created: false), caller, acl);
                 }
             }
         }
@@ -206,7 +219,23 @@ internal sealed class RegionLifecycle
             }
 
             CheckCreatable(name, size, required);
-            _budget.Reserve(name, size); // fail before creating anything
+            // The creator owns the region (region-count quota checked and counted here).
+            acl = caller is null ? null : _access.ReserveCreate(caller, name);
+            owner = acl?.Owner;
+            try
+            {
+                ReserveBudget(name, size, owner); // fail before creating anything
+            }
+            catch
+            {
+                if (owner is not null)
+                {
+                    _access.Uncount(owner);
+                }
+
+                throw;
+            }
+
             try
             {
                 lock (region)
@@ -214,11 +243,17 @@ internal sealed class RegionLifecycle
                     region.State = RegionState.Creating;
                 }
 
-                (handle, file) = _pool.CreateRegion(name, size);
+                var attribute = acl is null ? default : _access.AttributeFor(acl);
+                (handle, file) = _pool.CreateRegion(name, size, attribute.Value, attribute.Required);
             }
             catch
             {
-                _budget.Release(size);
+                _budget.Release(size, owner);
+                if (owner is not null)
+                {
+                    _access.Uncount(owner);
+                }
+
                 lock (region)
                 {
                     region.State = RegionState.Absent;
@@ -228,6 +263,11 @@ internal sealed class RegionLifecycle
             }
 
             created = true;
+            if (acl is not null)
+            {
+                _access.Created(file, acl);
+            }
+
             PmemLog.RegionCreated(_logger, name, size);
         }
         else
@@ -236,7 +276,7 @@ internal sealed class RegionLifecycle
             try
             {
                 CheckSize(name, size, (ulong)file.Size);
-                _budget.Reserve(name, (ulong)file.Size);
+                ReserveBudget(name, (ulong)file.Size, owner);
             }
             catch
             {
@@ -260,12 +300,13 @@ internal sealed class RegionLifecycle
         }
         catch
         {
-            _budget.Release(fileSize);
+            _budget.Release(fileSize, owner);
             handle.Dispose();
             if (created)
             {
                 // The call failed: leave no region behind that the caller does not know about.
                 _pool.TryDelete(name);
+                _access.Deleted(file, acl);
             }
 
             lock (region)
@@ -276,6 +317,7 @@ internal sealed class RegionLifecycle
             throw;
         }
 
+        mapping.Owner = owner;
         _metrics.Mapped((long)mapping.Size);
         PmemLog.RegionMapped(_logger, name, mapping.Size, mapping.EffectiveName, mapping.MapSync);
         lock (region)
@@ -283,7 +325,21 @@ internal sealed class RegionLifecycle
             region.Mapping = mapping;
             region.State = RegionState.Mapped;
             region.References = 1;
-            return Info(region, fileSize, created);
+            return WithAccess(Info(region, fileSize, created), caller, acl);
+        }
+    }
+
+    /// <summary>MaxMappedBytes / MaxMappedBytesPerIdentity (charged to the region's owner); a per-owner refusal is logged (event 111).</summary>
+    private void ReserveBudget(string name, ulong size, string? owner)
+    {
+        try
+        {
+            _budget.Reserve(name, size, owner);
+        }
+        catch (PmemServiceException e) when (e.Reason == PmemErrorReasons.MappedBytesQuota && owner is not null)
+        {
+            PmemLog.RegionQuotaExceeded(_logger, owner, name, "mapped bytes", _budget.BytesOf(owner), _options.MaxMappedBytesPerIdentity);
+            throw;
         }
     }
 
@@ -338,7 +394,7 @@ internal sealed class RegionLifecycle
 
     private void OnMappingClosed(RegionMapping mapping)
     {
-        _budget.Release(mapping.Size);
+        _budget.Release(mapping.Size, mapping.Owner);
         _metrics.Unmapped((long)mapping.Size);
         PmemLog.RegionUnmapped(_logger, mapping.Name);
     }
@@ -351,8 +407,10 @@ internal sealed class RegionLifecycle
 
     // ---- Unmap -----------------------------------------------------------------------------------
 
-    public async Task<uint> UnmapAsync(string name, CancellationToken cancellationToken)
+    public async Task<uint> UnmapAsync(string name, CancellationToken cancellationToken, RegionCaller? caller = null)
     {
+        // Access first, so a caller without rights learns nothing (not even NOT_MAPPED).
+        DemandByName(caller, "UnmapRegion", name, AccessRights.Read);
         if (!_entries.ContainsKey(name))
         {
             // Never create an entry for a name that is not mapped.
@@ -498,13 +556,13 @@ internal sealed class RegionLifecycle
     /// (<see cref="Acquire(string, Action?)"/>): a delete without force either sees a lease and
     /// refuses, or the lease is refused because the region is being deleted.
     /// </summary>
-    public async Task DeleteAsync(string name, bool force, Func<string, int> directLeases, CancellationToken cancellationToken)
+    public async Task DeleteAsync(string name, bool force, Func<string, int> directLeases, CancellationToken cancellationToken, RegionCaller? caller = null)
     {
         ThrowIfShuttingDown();
         var region = await EnterAsync(name, cancellationToken).ConfigureAwait(false);
         try
         {
-            Delete(region, force, directLeases);
+            Delete(region, force, directLeases, caller);
         }
         finally
         {
@@ -512,7 +570,7 @@ internal sealed class RegionLifecycle
         }
     }
 
-    private void Delete(Region region, bool force, Func<string, int> directLeases)
+    private void Delete(Region region, bool force, Func<string, int> directLeases, RegionCaller? caller)
     {
         var name = region.Name;
         var status = _pool.Stat(name);
@@ -541,6 +599,10 @@ internal sealed class RegionLifecycle
 
             throw PmemServiceException.NotFound(name);
         }
+
+        // Deleting needs admin, checked under the gate on the inode that is unlinked.
+        var acl = _access.Read(name, status.Value);
+        _access.Demand(caller, "DeleteRegion", name, acl, AccessRights.Admin);
 
         lock (region)
         {
@@ -593,6 +655,7 @@ internal sealed class RegionLifecycle
             mapping.Retire();
         }
 
+        _access.Deleted(status.Value, acl);
         _pool.SyncAfterDelete(name);
         PmemLog.RegionDeleted(_logger, name, force);
     }
@@ -608,22 +671,21 @@ internal sealed class RegionLifecycle
     /// <param name="registerDirectLease">For a direct lease (side channel): registers it, called under the
     /// region's monitor once the call lease is taken; refused with NOT_FOUND REGION_DELETED when a
     /// DeleteRegion has already passed its checks (<see cref="Region.Deleting"/>).</param>
-    public RegionLease Acquire(string name, Action? registerDirectLease = null)
+    /// <param name="caller">The caller whose access list rights are demanded (null: an internal lease).</param>
+    /// <param name="needed">The rights the call needs.</param>
+    /// <param name="operation">The RPC, for the denial's message and log.</param>
+    public RegionLease Acquire(string name, RegionCaller? caller = null, AccessRights needed = AccessRights.None, string operation = "", Action? registerDirectLease = null)
     {
         ThrowIfShuttingDown();
         if (!_entries.TryGetValue(name, out var region))
         {
+            DemandByName(caller, operation, name, needed);
             throw NotMappedOrNotFound(name);
         }
 
         RegionMapping? mapping = null;
         lock (region)
         {
-            if (region.State == RegionState.Failed)
-            {
-                throw RegionLease.FileChanged(name, region.FailureReason ?? "the file changed");
-            }
-
             if (registerDirectLease is not null && region.Deleting)
             {
                 throw new PmemServiceException(StatusCode.NotFound, PmemErrorReasons.RegionDeleted,
@@ -639,6 +701,15 @@ internal sealed class RegionLifecycle
 
         if (mapping is null)
         {
+            DemandByName(caller, operation, name, needed);
+            lock (region)
+            {
+                if (region.State == RegionState.Failed)
+                {
+                    throw RegionLease.FileChanged(name, region.FailureReason ?? "the file changed");
+                }
+            }
+
             throw NotMappedOrNotFound(name);
         }
 
@@ -646,6 +717,12 @@ internal sealed class RegionLifecycle
         var lease = new RegionLease(name, mapping, _leaseEnded);
         try
         {
+            if (caller is not null)
+            {
+                // The access list of the inode that is mapped (read from the mapping's own descriptor, cached).
+                _access.Demand(caller, operation, name, _access.Read(mapping.File, mapping.Identity), needed);
+            }
+
             if (mapping.CheckFile(_pool.Stat(name)) is { } why)
             {
                 Fail(region, mapping, why);
@@ -659,6 +736,33 @@ internal sealed class RegionLifecycle
         }
 
         return lease;
+    }
+
+    /// <summary>Access check by the name's current directory entry (paths where no mapping is at hand); an absent name passes (the caller reports NOT_FOUND).</summary>
+    private void DemandByName(RegionCaller? caller, string operation, string name, AccessRights needed)
+    {
+        if (caller is not null && _pool.Stat(name) is { IsRegularFile: true } status)
+        {
+            _access.Demand(caller, operation, name, _access.Read(name, status), needed);
+        }
+    }
+
+    /// <summary>Adds the owner and the caller's rights to <paramref name="info"/>.</summary>
+    public RegionInfo WithAccess(RegionInfo info, RegionCaller? caller, RegionAcl? acl)
+    {
+        info.Owner = acl?.Owner ?? string.Empty;
+        if (caller is not null)
+        {
+            var rights = _access.RightsOf(caller, acl);
+            info.CallerRights = new RegionRights
+            {
+                Read = rights.HasFlag(AccessRights.Read),
+                Write = rights.HasFlag(AccessRights.Write),
+                Admin = rights.HasFlag(AccessRights.Admin),
+            };
+        }
+
+        return info;
     }
 
     // ---- Get / List ------------------------------------------------------------------------------

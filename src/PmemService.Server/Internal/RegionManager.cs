@@ -31,6 +31,7 @@ internal sealed class RegionManager : IDisposable
     private PoolDirectory? _pool;
     private RegionLifecycle? _lifecycle;
     private RegionCatalog? _catalog;
+    private RegionAccessControl? _access;
     private Microsoft.Win32.SafeHandles.SafeFileHandle? _poolLock;
     private volatile PoolProbeResult? _probe;
     private volatile bool _shuttingDown;
@@ -40,7 +41,7 @@ internal sealed class RegionManager : IDisposable
         _options = options.Value;
         _metrics = metrics;
         _logger = logger;
-        _budget = new MappedBytesBudget(_options.MaxMappedBytes);
+        _budget = new MappedBytesBudget(_options.MaxMappedBytes, _options.MaxMappedBytesPerIdentity);
         PoolPath = _options.FullPoolPath;
     }
 
@@ -64,6 +65,12 @@ internal sealed class RegionManager : IDisposable
     /// <summary>Registry entries (tests: names that never existed must not leave entries behind).</summary>
     internal int RegistryCount => _lifecycle?.EntryCount ?? 0;
 
+    /// <summary>Per-region access control (owner, access lists, region-count quota).</summary>
+    internal RegionAccessControl Access => _access ?? throw new InvalidOperationException("The pool is not initialized yet.");
+
+    /// <summary>Mapped bytes charged to <paramref name="owner"/> (MaxMappedBytesPerIdentity).</summary>
+    internal long MappedBytesOf(string owner) => _budget.BytesOf(owner);
+
     private RegionLifecycle Lifecycle => _lifecycle ?? throw new InvalidOperationException("The pool is not initialized yet.");
 
     private RegionCatalog Catalog => _catalog ?? throw new InvalidOperationException("The pool is not initialized yet.");
@@ -86,6 +93,7 @@ internal sealed class RegionManager : IDisposable
         }
 
         var count = 0;
+        var regionNames = new List<string>();
         foreach (var fileName in pool.Names())
         {
             if (fileName.StartsWith(PoolDirectory.CreatingPrefix, StringComparison.Ordinal) || fileName.StartsWith(PoolDirectory.ProbePrefix, StringComparison.Ordinal))
@@ -102,12 +110,22 @@ internal sealed class RegionManager : IDisposable
             else if (RegionName.IsValid(fileName))
             {
                 count++;
+                regionNames.Add(fileName);
             }
         }
 
         PmemLog.RegionsFound(_logger, PoolPath, count);
-        _lifecycle = new RegionLifecycle(pool, _budget, _options, _metrics, _logger, () => _probe);
-        _catalog = new RegionCatalog(pool, _lifecycle);
+        var access = new RegionAccessControl(pool, _options, _logger);
+        var legacy = access.Scan(regionNames);
+        PmemLog.RegionAccessModeStarted(_logger, _options.RegionAccess, count, legacy);
+        if (_options.RegionAccess == RegionAccessMode.Shared)
+        {
+            PmemLog.RegionAccessShared(_logger);
+        }
+
+        _access = access;
+        _lifecycle = new RegionLifecycle(pool, _budget, _options, _metrics, _logger, () => _probe, access);
+        _catalog = new RegionCatalog(pool, _lifecycle, access);
         var probe = PoolProbe.Run(pool);
         _probe = probe;
         if (probe.Error is not null)
@@ -136,34 +154,34 @@ internal sealed class RegionManager : IDisposable
     }
 
     /// <summary>MapRegion: open or create, then take one reference on the shared mapping.</summary>
-    public Task<RegionInfo> MapAsync(string name, ulong size, Granularity requiredGranularity, bool createIfMissing, CancellationToken cancellationToken)
+    public Task<RegionInfo> MapAsync(string name, ulong size, Granularity requiredGranularity, bool createIfMissing, CancellationToken cancellationToken, RegionCaller? caller = null)
     {
         RegionName.Validate(name);
         var required = GranularityConvert.ToPmem2(requiredGranularity, "required_granularity");
         ThrowIfShuttingDown();
-        return Lifecycle.MapAsync(name, size, required, createIfMissing, cancellationToken);
+        return Lifecycle.MapAsync(name, size, required, createIfMissing, cancellationToken, caller);
     }
 
     /// <summary>UnmapRegion: drop one reference; the last one waits for running calls, persists and unmaps, and reports a persist failure.</summary>
-    public Task<uint> UnmapAsync(string name, CancellationToken cancellationToken)
+    public Task<uint> UnmapAsync(string name, CancellationToken cancellationToken, RegionCaller? caller = null)
     {
         RegionName.Validate(name);
-        return Lifecycle.UnmapAsync(name, cancellationToken);
+        return Lifecycle.UnmapAsync(name, cancellationToken, caller);
     }
 
     /// <summary>GetRegion.</summary>
-    public RegionInfo Get(string name)
+    public RegionInfo Get(string name, RegionCaller? caller = null, AccessRights needed = AccessRights.Read, string operation = "GetRegion")
     {
         RegionName.Validate(name);
-        var info = Catalog.Get(name);
+        var info = Catalog.Get(name, caller, needed, operation);
         info.DirectLeases = (uint)DirectLeases.CountFor(name);
         return info;
     }
 
     /// <summary>ListRegions.</summary>
-    public (List<RegionInfo> Regions, string NextPageToken) List(int pageSize, string pageToken)
+    public (List<RegionInfo> Regions, string NextPageToken) List(int pageSize, string pageToken, RegionCaller? caller = null)
     {
-        var page = Catalog.List(pageSize, pageToken);
+        var page = Catalog.List(pageSize, pageToken, caller);
         if (DirectLeases.Count > 0)
         {
             foreach (var info in page.Regions)
@@ -177,16 +195,23 @@ internal sealed class RegionManager : IDisposable
 
     /// <summary>DeleteRegion: refused while mapped or held by a direct lease unless <paramref name="force"/>;
     /// a delete revokes every direct lease on the name (they are left with the unlinked inode).</summary>
-    public async Task DeleteAsync(string name, bool force, CancellationToken cancellationToken)
+    public async Task DeleteAsync(string name, bool force, CancellationToken cancellationToken, RegionCaller? caller = null)
     {
         RegionName.Validate(name);
         ThrowIfShuttingDown();
         // The direct-lease check runs inside the lifecycle's critical section (see RegionLifecycle.DeleteAsync).
-        await Lifecycle.DeleteAsync(name, force, DirectLeases.CountFor, cancellationToken).ConfigureAwait(false);
+        await Lifecycle.DeleteAsync(name, force, DirectLeases.CountFor, cancellationToken, caller).ConfigureAwait(false);
         if (DirectLeases.Revoke(name) is > 0 and var revoked)
         {
             PmemLog.DirectLeasesRevoked(_logger, name, revoked, "deleted");
         }
+    }
+
+    /// <summary>The region file's status (regular file, not following symlinks), null when absent; REGION_NOT_MAPPABLE for other entries.</summary>
+    internal Pmem2FileStatus? StatRegion(string name)
+    {
+        RegionName.Validate(name);
+        return (_pool ?? throw new InvalidOperationException("The pool is not initialized yet.")).LookupRegion(name);
     }
 
     /// <summary>Opens the region file for a direct lease through the pool descriptor (O_NOFOLLOW), read-only or read-write.</summary>
@@ -211,7 +236,15 @@ internal sealed class RegionManager : IDisposable
     {
         RegionName.Validate(name);
         ThrowIfShuttingDown();
-        return Lifecycle.Acquire(name, () => DirectLeases.Add(lease));
+        return Lifecycle.Acquire(name, registerDirectLease: () => DirectLeases.Add(lease));
+    }
+
+    /// <summary>A lease for a call of <paramref name="caller"/> that needs <paramref name="needed"/> (checked on the mapped inode's access list).</summary>
+    public RegionLease Acquire(string name, RegionCaller caller, AccessRights needed, string operation)
+    {
+        RegionName.Validate(name);
+        ThrowIfShuttingDown();
+        return Lifecycle.Acquire(name, caller, needed, operation);
     }
 
     private void ThrowIfShuttingDown()

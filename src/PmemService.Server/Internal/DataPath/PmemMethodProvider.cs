@@ -27,9 +27,9 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
 
     private readonly WriteRegionDeserializer _writeRegion;
 
-    public PmemMethodProvider(RegionManager regions, RegionBadBlocks badBlocks, UnixPeerAdmission admission, IHttpContextAccessor httpContextAccessor)
+    public PmemMethodProvider(RegionManager regions, RegionBadBlocks badBlocks, UnixPeerAdmission admission, IHttpContextAccessor httpContextAccessor, IOptions<PmemServiceOptions> options)
     {
-        _writeRegion = new WriteRegionDeserializer(regions, badBlocks, admission, httpContextAccessor);
+        _writeRegion = new WriteRegionDeserializer(regions, badBlocks, admission, httpContextAccessor, options.Value);
     }
 
     public void OnServiceMethodDiscovery(ServiceMethodProviderContext<PmemGrpcService> context)
@@ -54,6 +54,10 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
             static (service, request, call) => service.SetRegionContent(request, call));
         context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.OpenDirect), OpenDirectRequest.Parser, OpenDirectResponse.Parser), metadata,
             static (service, request, call) => service.OpenDirect(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.GetRegionAccess), GetRegionAccessRequest.Parser, GetRegionAccessResponse.Parser), metadata,
+            static (service, request, call) => service.GetRegionAccess(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.SetRegionAccess), SetRegionAccessRequest.Parser, SetRegionAccessResponse.Parser), metadata,
+            static (service, request, call) => service.SetRegionAccess(request, call));
         context.AddServerStreamingMethod(
             new Method<StreamReadRegionRequest, StreamReadRegionResponse>(MethodType.ServerStreaming, ServiceName, nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
                 ProtoMarshaller.Create(StreamReadRegionRequest.Parser), ProtoMarshaller.Create(StreamReadRegionResponse.Parser)),
@@ -83,6 +87,7 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
             nameof(GeneratedService.PmemServiceBase.PersistRegion), nameof(GeneratedService.PmemServiceBase.SetRegionContent),
             nameof(GeneratedService.PmemServiceBase.OpenDirect), nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
             nameof(GeneratedService.PmemServiceBase.WriteRegion), nameof(GeneratedService.PmemServiceBase.StreamWriteRegion),
+            nameof(GeneratedService.PmemServiceBase.GetRegionAccess), nameof(GeneratedService.PmemServiceBase.SetRegionAccess),
         };
         var unbound = GeneratedService.Descriptor.Methods.Select(m => m.Name).Except(bound, StringComparer.Ordinal).ToList();
         if (unbound.Count > 0)

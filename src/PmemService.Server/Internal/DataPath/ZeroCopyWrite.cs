@@ -34,6 +34,9 @@ internal sealed class ZeroCopyWrite
     /// theirs may reach the mapping before that. The handler copies it (<see cref="WriteRegionDeserializer.CopyIntoRegion"/>).
     /// </summary>
     public byte[]? Held { get; set; }
+
+    /// <summary>The identity whose write access <see cref="WriteRegionDeserializer.CopyIntoRegion"/> checks before copying.</summary>
+    public RegionCaller? Caller { get; set; }
 }
 
 /// <summary>
@@ -56,13 +59,16 @@ internal sealed class WriteRegionDeserializer
     private readonly RegionBadBlocks _badBlocks;
     private readonly UnixPeerAdmission _admission;
     private readonly IHttpContextAccessor _httpContext;
+    private readonly PmemServiceOptions _options;
 
     /// <param name="regions">The region manager.</param>
     /// <param name="badBlocks">Known bad ranges under a write are cleared before its copy, where the platform allows.</param>
     /// <param name="admission">The Unix socket caller's admission (SO_PEERCRED allow-list), checked before any byte is copied.</param>
     /// <param name="httpContext">The call's connection: a Unix socket caller is admitted here; a TCP caller's bytes are held until the interceptor admitted it.</param>
-    public WriteRegionDeserializer(RegionManager regions, RegionBadBlocks badBlocks, UnixPeerAdmission admission, IHttpContextAccessor httpContext)
+    /// <param name="options">Service options (who is a region superuser).</param>
+    public WriteRegionDeserializer(RegionManager regions, RegionBadBlocks badBlocks, UnixPeerAdmission admission, IHttpContextAccessor httpContext, PmemServiceOptions options)
     {
+        _options = options;
         _regions = regions;
         _badBlocks = badBlocks;
         _admission = admission;
@@ -105,6 +111,7 @@ internal sealed class WriteRegionDeserializer
         {
             // Unix socket: the SO_PEERCRED allow-list before the first byte reaches the mapping.
             _admission.Admit("/pmem.v1.PmemService/WriteRegion", http);
+            call.Caller = RegionCaller.From(http, _options); // write access is checked on the mapped inode before the copy
             CopyIntoRegion(_regions, _badBlocks, call, payload.Slice(fields.DataStart, fields.DataLength));
         }
         catch (Exception e)
@@ -122,7 +129,9 @@ internal sealed class WriteRegionDeserializer
     /// </summary>
     internal static void CopyIntoRegion(RegionManager regions, RegionBadBlocks badBlocks, ZeroCopyWrite call, ReadOnlySequence<byte> data)
     {
-        using var lease = regions.Acquire(call.Name);
+        using var lease = call.Caller is { } caller
+            ? regions.Acquire(call.Name, caller, AccessRights.Write, "WriteRegion")
+            : throw new InvalidOperationException("WriteRegion without a caller identity.");
         RegionRange.Check(lease.Name, lease.Size, call.Offset, call.Length, "offset", "data");
         if (lease.Map.PersistFailure is { } failure)
         {

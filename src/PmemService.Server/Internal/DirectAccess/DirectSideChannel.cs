@@ -48,7 +48,7 @@ internal sealed class DirectSideChannel : IHostedService, IDisposable
     // ---- OpenDirect (gRPC) -----------------------------------------------------------------------
 
     /// <summary>OpenDirect: checks the region is mapped at a granularity the client accepts, issues a grant bound to <paramref name="peer"/>.</summary>
-    public OpenDirectResponse Open(OpenDirectRequest request, PeerCredentials? peer, bool overTcp)
+    public OpenDirectResponse Open(OpenDirectRequest request, PeerCredentials? peer, bool overTcp, RegionCaller? regionCaller = null)
     {
         RegionName.Validate(request.Name);
         var access = DirectLeaseRegistry.FromProto(request.Access);
@@ -71,7 +71,10 @@ internal sealed class DirectSideChannel : IHostedService, IDisposable
                 "The caller's process credentials (SO_PEERCRED) could not be read from the connection.");
         }
 
-        using var lease = _regions.Acquire(request.Name);
+        // Same identities and access lists as the gRPC calls: read-only needs read, read-write needs write.
+        using var lease = regionCaller is null
+            ? _regions.Acquire(request.Name)
+            : _regions.Acquire(request.Name, regionCaller, access == DirectAccessMode.ReadWrite ? AccessRights.Write : AccessRights.Read, "OpenDirect");
         var mapping = lease.Mapping;
         if (mapping.Effective > required)
         {
