@@ -54,6 +54,19 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
             static (service, request, call) => service.SetRegionContent(request, call));
         context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.OpenDirect), OpenDirectRequest.Parser, OpenDirectResponse.Parser), metadata,
             static (service, request, call) => service.OpenDirect(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.AtomicWrite), AtomicWriteRequest.Parser, AtomicWriteResponse.Parser), metadata,
+            static (service, request, call) => service.AtomicWrite(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.CompareAndSwap), CompareAndSwapRequest.Parser, CompareAndSwapResponse.Parser), metadata,
+            static (service, request, call) => service.CompareAndSwap(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.FetchAdd), FetchAddRequest.Parser, FetchAddResponse.Parser), metadata,
+            static (service, request, call) => service.FetchAdd(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.GetUpload), GetUploadRequest.Parser, GetUploadResponse.Parser), metadata,
+            static (service, request, call) => service.GetUpload(request, call));
+        context.AddServerStreamingMethod(
+            new Method<WatchRegionRequest, WatchRegionResponse>(MethodType.ServerStreaming, ServiceName, nameof(GeneratedService.PmemServiceBase.WatchRegion),
+                ProtoMarshaller.Create(WatchRegionRequest.Parser), ProtoMarshaller.Create(WatchRegionResponse.Parser)),
+            metadata,
+            static (service, request, stream, call) => service.WatchRegion(request, stream, call));
         context.AddServerStreamingMethod(
             new Method<StreamReadRegionRequest, StreamReadRegionResponse>(MethodType.ServerStreaming, ServiceName, nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
                 ProtoMarshaller.Create(StreamReadRegionRequest.Parser), ProtoMarshaller.Create(StreamReadRegionResponse.Parser)),
@@ -83,6 +96,9 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
             nameof(GeneratedService.PmemServiceBase.PersistRegion), nameof(GeneratedService.PmemServiceBase.SetRegionContent),
             nameof(GeneratedService.PmemServiceBase.OpenDirect), nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
             nameof(GeneratedService.PmemServiceBase.WriteRegion), nameof(GeneratedService.PmemServiceBase.StreamWriteRegion),
+            nameof(GeneratedService.PmemServiceBase.AtomicWrite), nameof(GeneratedService.PmemServiceBase.CompareAndSwap),
+            nameof(GeneratedService.PmemServiceBase.FetchAdd), nameof(GeneratedService.PmemServiceBase.GetUpload),
+            nameof(GeneratedService.PmemServiceBase.WatchRegion),
         };
         var unbound = GeneratedService.Descriptor.Methods.Select(m => m.Name).Except(bound, StringComparer.Ordinal).ToList();
         if (unbound.Count > 0)
