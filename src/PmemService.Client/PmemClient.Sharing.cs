@@ -113,6 +113,7 @@ public sealed partial class PmemClient
     /// records, durably with the region, how far the upload's bytes are persistent; when a record exists (an earlier run
     /// was killed), the upload resumes from its persisted offset instead of the start. Use a new id for a new upload.
     /// The result covers the bytes sent by this run (<see cref="UploadResult.Offset"/> is where it resumed).
+    /// With <paramref name="resume"/> false the upload starts at <paramref name="offset"/> whatever was recorded.
     /// </summary>
     public async Task<UploadResult> UploadResumableAsync(
         string sourcePath,
@@ -121,7 +122,8 @@ public sealed partial class PmemClient
         long offset = 0,
         IProgress<long>? progress = null,
         CancellationToken cancellationToken = default,
-        CancellationToken stopToken = default)
+        CancellationToken stopToken = default,
+        bool resume = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(sourcePath);
         ArgumentNullException.ThrowIfNull(name);
@@ -138,7 +140,7 @@ public sealed partial class PmemClient
         await using (source.ConfigureAwait(false))
         {
             var resumeAt = offset;
-            if (await GetUploadAsync(name, uploadId, cancellationToken).ConfigureAwait(false) is { } record
+            if (resume && await GetUploadAsync(name, uploadId, cancellationToken).ConfigureAwait(false) is { } record
                 && (long)record.StartOffset == offset && (long)record.PersistedOffset >= offset && (long)record.PersistedOffset <= offset + source.Length)
             {
                 resumeAt = (long)record.PersistedOffset;
