@@ -225,10 +225,35 @@ public sealed class SharingTests
         Assert.Equal("WATCH_SEQUENCE_AHEAD", (await Assert.ThrowsAsync<PmemException>(() => Take(client.WatchAsync(name, 99, epoch), 1))).Reason);
 
         // Deleting the region ends its watchers.
-        var watching = Take(client.WatchAsync(name, 0, epoch), 1);
+        var watching = Take(client.WatchAsync(name), 1);
         await Task.Delay(200);
         await client.DeleteRegionAsync(name, force: true);
         Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<PmemException>(() => watching.WaitAsync(Bound))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Direct_lane_persists_through_the_SDK_reach_watchers_and_atomics_agree_with_the_direct_mapping()
+    {
+        await using var server = await PmemServer.StartAsync();
+        using var client = server.CreateClient();
+        var name = TestData.Name("dlane");
+        await client.MapRegionAsync(name, 1 << 16, createIfMissing: true);
+        var start = await client.GetRegionAsync(name);
+        using var direct = await client.OpenDirectAsync(name, DirectAccess.ReadWrite);
+
+        direct.Memcpy(100, TestData.Bytes(50, 1));                 // persisted: reported
+        direct.Memcpy(300, TestData.Bytes(50, 2), Pmem2.Pmem2MemFlags.NoFlush); // not persisted: not reported
+        direct.Persist(300, 50);                                   // now it is
+        Assert.Equal(0, direct.FetchAdd64(1024, 5));               // a direct atomic ...
+        var r = await client.CompareAndSwapAsync(name, 1024, 5, 9); // ... and a service atomic on the same 8 bytes
+        Assert.True(r.Swapped);
+        Assert.Equal(9, direct.AtomicLoad64(1024));
+
+        var events = await Take(client.WatchAsync(name, start.WatchSequence, start.WatchEpoch), 4);
+        Assert.Equal(
+            [(WatchEventKind.DirectPersist, 100UL, 50UL), (WatchEventKind.DirectPersist, 300UL, 50UL), (WatchEventKind.DirectPersist, 1024UL, 8UL), (WatchEventKind.CompareAndSwap, 1024UL, 8UL)],
+            events.Select(e => (e.Kind, e.Offset, e.Length)));
+        Assert.Equal(Enumerable.Range((int)start.WatchSequence + 1, 4).Select(i => (ulong)i), events.Select(e => e.Sequence));
     }
 
     [Fact]

@@ -60,8 +60,8 @@ internal sealed class RegionWatchHub
     public ulong LatestSequence(string name) => _logs.TryGetValue(name, out var log) ? log.Latest : 0;
 
     /// <summary>
-    /// Subscribes to the region's events after <paramref name="afterSequence"/> (0: from now, or the whole
-    /// history with <paramref name="fromHistory"/>). Throws DATA_LOSS WATCH_HISTORY_OVERFLOW when events after
+    /// Subscribes to the region's events after <paramref name="afterSequence"/> (0 without an epoch: from now, or the
+    /// whole history with <paramref name="fromHistory"/>; 0 with the epoch: from the epoch's first event). Throws DATA_LOSS WATCH_HISTORY_OVERFLOW when events after
     /// that point are gone, OUT_OF_RANGE WATCH_SEQUENCE_AHEAD when it lies in the future.
     /// </summary>
     public WatchSubscription Subscribe(string name, ulong afterSequence, string epoch, bool fromHistory)
@@ -73,7 +73,7 @@ internal sealed class RegionWatchHub
         }
 
         var log = _logs.GetOrAdd(name, static (_, hub) => new RegionEventLog(hub._historyLength), this);
-        return log.Subscribe(name, afterSequence, fromHistory, _historyLength + _bufferLength, Epoch);
+        return log.Subscribe(name, afterSequence, epoch.Length > 0, fromHistory, _historyLength + _bufferLength, Epoch);
     }
 
     /// <summary>The region was deleted: its watchers end with NOT_FOUND REGION_DELETED and its history is dropped
@@ -135,7 +135,7 @@ internal sealed class RegionWatchHub
             }
         }
 
-        public WatchSubscription Subscribe(string name, ulong after, bool fromHistory, int capacity, string epoch)
+        public WatchSubscription Subscribe(string name, ulong after, bool pinned, bool fromHistory, int capacity, string epoch)
         {
             lock (_lock)
             {
@@ -147,7 +147,9 @@ internal sealed class RegionWatchHub
                         .With("region", name).With("latest_sequence", _latest).With("epoch", epoch);
                 }
 
-                var replayFrom = after > 0 ? after + 1 : fromHistory ? Math.Max(oldest, 1) : _latest + 1;
+                // after > 0, or 0 with the epoch given: an exact resume point ("seen everything up to after");
+                // 0 without an epoch: from now, or from what the history still holds with fromHistory.
+                var replayFrom = after > 0 || (pinned && !fromHistory) ? after + 1 : fromHistory ? Math.Max(oldest, 1) : _latest + 1;
                 if (replayFrom < oldest)
                 {
                     throw Overflow(name, $"after_sequence {after} is older than the bounded history ({_count} events)", oldest, _latest)
