@@ -117,7 +117,8 @@ internal sealed partial class CommandTree
                 {
                     if (ctx.Json)
                     {
-                        ctx.WriteJson(new { sequence = e.Sequence, epoch = e.Epoch, kind = e.Kind.ToString(), offset = e.Offset, length = e.Length, flushType = e.FlushType.ToString(), unixMs = e.UnixMs });
+                        // One compact object per line (NDJSON), so a consumer can read events as they come.
+                        ctx.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { sequence = e.Sequence, epoch = e.Epoch, kind = e.Kind.ToString(), offset = e.Offset, length = e.Length, flushType = e.FlushType.ToString(), unixMs = e.UnixMs }));
                     }
                     else
                     {

@@ -396,6 +396,53 @@ public sealed class SharingTests
         Assert.Equal("INVALID_UPLOAD_ID", (await Assert.ThrowsAsync<PmemException>(() => client.GetUploadAsync(name, "bad id"))).Reason);
     }
 
+    [Fact]
+    public async Task Pmemctl_cas_fetch_add_atomic_write_and_watch_with_json_output()
+    {
+        await using var server = await PmemServer.StartAsync();
+        using var client = server.CreateClient();
+        var name = TestData.Name("cli");
+        await client.MapRegionAsync(name, 1 << 16, createIfMissing: true);
+        Task<CliRun> Run(params string[] args) => CliRun.RunAsync(["--address", server.UnixAddress, "--output", "json", .. args]);
+
+        var cas = await Run("cas", $"{name}@8", "0", "5");
+        cas.AssertOk();
+        using (var json = JsonDocument.Parse(cas.Out))
+        {
+            Assert.True(json.RootElement.GetProperty("swapped").GetBoolean());
+            Assert.Equal(0, json.RootElement.GetProperty("previous").GetInt64());
+        }
+
+        var again = await Run("cas", $"{name}@8", "0", "6");
+        Assert.Equal(PmemCtl.ExitCodes.Conflict, again.Code);
+        using (var json = JsonDocument.Parse(again.Out))
+        {
+            Assert.False(json.RootElement.GetProperty("swapped").GetBoolean());
+            Assert.Equal(5, json.RootElement.GetProperty("previous").GetInt64());
+        }
+
+        var add = await Run("fetch-add", $"{name}@8", "-2");
+        add.AssertOk();
+        using (var json = JsonDocument.Parse(add.Out))
+        {
+            Assert.Equal((5, 3), (json.RootElement.GetProperty("previous").GetInt64(), json.RootElement.GetProperty("value").GetInt64()));
+        }
+
+        (await Run("atomic-write", $"{name}@16", "0x10")).AssertOk();
+        Assert.Equal(16, await ReadInt64Async(client, name, 16));
+        var misaligned = await Run("cas", $"{name}@3", "0", "1");
+        Assert.Equal(PmemCtl.ExitCodes.InvalidArgument, misaligned.Code);
+        Assert.Contains("ATOMIC_MISALIGNED", misaligned.Err, StringComparison.Ordinal);
+
+        var watch = await Run("watch", name, "--from-history", "-n", "3");
+        watch.AssertOk();
+        var lines = watch.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, lines.Length);
+        var events = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal([1UL, 2UL, 3UL], events.Select(e => e.GetProperty("sequence").GetUInt64()));
+        Assert.Equal(["CompareAndSwap", "CompareAndSwap", "FetchAdd"], events.Select(e => e.GetProperty("kind").GetString()));
+    }
+
     private static async Task<List<WatchRegionResponse>> Take(IAsyncEnumerable<WatchRegionResponse> events, int count)
     {
         using var cts = new CancellationTokenSource(Bound);
