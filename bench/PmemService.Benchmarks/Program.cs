@@ -45,9 +45,12 @@ var rows = new List<Row>
     new("WriteRegion 4 KiB, c1, UDS, CACHE_LINE", RowKind.Unary, "UDS", "CACHE_LINE", 4096, 1),
     new("WriteRegion 4 KiB, c8, UDS, CACHE_LINE", RowKind.Unary, "UDS", "CACHE_LINE", 4096, 8),
     new("WriteRegion 4 KiB, c32, UDS, CACHE_LINE", RowKind.Unary, "UDS", "CACHE_LINE", 4096, 32),
+    new("CompareAndSwap, c1, UDS, CACHE_LINE", RowKind.CompareAndSwap, "UDS", "CACHE_LINE", 8, 1),
+    new("CompareAndSwap, c8, UDS, CACHE_LINE", RowKind.CompareAndSwap, "UDS", "CACHE_LINE", 8, 8),
     new("WriteRegion 4 KiB, c1, UDS, PAGE", RowKind.Unary, "UDS", "PAGE", 4096, 1),
     new("WriteRegion 4 KiB, c8, UDS, PAGE", RowKind.Unary, "UDS", "PAGE", 4096, 8),
     new("WriteRegion 4 KiB, c32, UDS, PAGE", RowKind.Unary, "UDS", "PAGE", 4096, 32),
+    new("CompareAndSwap, c1, UDS, PAGE", RowKind.CompareAndSwap, "UDS", "PAGE", 8, 1),
     new("StreamReadRegion 64 KiB, UDS, CACHE_LINE", RowKind.StreamRead, "UDS", "CACHE_LINE", 64 << 10, 1),
     new("StreamReadRegion 1 MiB, UDS, CACHE_LINE", RowKind.StreamRead, "UDS", "CACHE_LINE", 1 << 20, 1),
 };
@@ -232,7 +235,7 @@ return 0;
 
 string Format(Row row, List<Sample> service, List<Sample> sinkSamples, double load)
 {
-    var unary = row.Kind == RowKind.Unary;
+    var unary = row.Kind is RowKind.Unary or RowKind.CompareAndSwap;
     double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
     var ratios = service.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
     return $"{row.Label}: service {Stats.Median(service.Select(Value)):0} vs sink {Stats.Median(sinkSamples.Select(Value)):0} {(unary ? "calls/s" : "MB/s")}, ratio {Stats.Median(ratios):0.00} ({Stats.Spread(ratios, "0.00")}), load {load:0.0}";
@@ -247,7 +250,7 @@ string BaselineTable(List<(Row Row, List<Sample> Service, List<Sample> Sink, dou
     {
         var (row, service, sinkSamples, _) = all[i];
         var baseSamples = baselines[i];
-        var unary = row.Kind == RowKind.Unary;
+        var unary = row.Kind is RowKind.Unary or RowKind.CompareAndSwap;
         double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
         var before = baseSamples.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
         var after = service.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
@@ -266,7 +269,7 @@ string Table(List<(Row Row, List<Sample> Service, List<Sample> Sink, double Load
     sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     foreach (var (row, service, sinkSamples, load) in all)
     {
-        var unary = row.Kind == RowKind.Unary;
+        var unary = row.Kind is RowKind.Unary or RowKind.CompareAndSwap;
         double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
         var unit = unary ? "calls/s" : "MB/s";
         var ratios = service.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();

@@ -15,6 +15,8 @@ internal enum RowKind
     StreamWrite,
     Unary,
     StreamRead,
+    /// <summary>CompareAndSwap round trips (issue 14): each worker increments its own 8-byte slot with CAS.</summary>
+    CompareAndSwap,
 }
 
 /// <summary>One benchmark row: what to call, over which transport, on the service mapped at which granularity.</summary>
@@ -103,6 +105,7 @@ internal static class Load
         {
             RowKind.StreamWrite => await StreamWriteAsync(client, row.Size, streamBytes),
             RowKind.StreamRead => await StreamReadAsync(client, row.Size, streamBytes),
+            RowKind.CompareAndSwap => await CasLoad.RunAsync(client, row.Concurrency, unaryDuration),
             _ => await UnaryAsync(client, row.Size, row.Concurrency, unaryDuration),
         };
         var seconds = watch.Elapsed.TotalSeconds;
@@ -189,6 +192,32 @@ internal static class Load
         await Task.WhenAll(workers);
         var all = perWorker.SelectMany(l => l).ToArray();
         return ((long)all.Length * size, all.Length, all);
+    }
+}
+
+/// <summary>CompareAndSwap load (issue 14), next to the unary write rows it is compared with.</summary>
+internal static class CasLoad
+{
+    public static async Task<(long, long, double[])> RunAsync(Client client, int concurrency, TimeSpan duration)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var perWorker = new List<double>[concurrency];
+        var workers = Enumerable.Range(0, concurrency).Select(w => Task.Run(async () =>
+        {
+            var latencies = perWorker[w] = new List<double>(4096);
+            var offset = (ulong)(w * 64); // one cache line per worker: every CAS swaps
+            var expected = (await client.FetchAddAsync(new FetchAddRequest { Name = Load.Region, Offset = offset, Delta = 0 })).Previous;
+            while (Stopwatch.GetTimestamp() < deadline)
+            {
+                var start = Stopwatch.GetTimestamp();
+                var r = await client.CompareAndSwapAsync(new CompareAndSwapRequest { Name = Load.Region, Offset = offset, Expected = expected, Desired = expected + 1 });
+                latencies.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
+                expected = r.Swapped ? expected + 1 : r.Previous;
+            }
+        })).ToArray();
+        await Task.WhenAll(workers);
+        var all = perWorker.SelectMany(l => l).ToArray();
+        return ((long)all.Length * sizeof(long), all.Length, all);
     }
 }
 

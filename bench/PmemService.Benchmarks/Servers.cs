@@ -101,6 +101,12 @@ internal sealed class SinkService : Contracts.V1.PmemService.PmemServiceBase
     public override Task<WriteRegionResponse> WriteRegion(WriteRegionRequest request, ServerCallContext context) =>
         Task.FromResult(new WriteRegionResponse { BytesWritten = (ulong)request.Data.Length, Persisted = true });
 
+    public override Task<CompareAndSwapResponse> CompareAndSwap(CompareAndSwapRequest request, ServerCallContext context) =>
+        Task.FromResult(new CompareAndSwapResponse { Swapped = true, Previous = request.Expected });
+
+    public override Task<FetchAddResponse> FetchAdd(FetchAddRequest request, ServerCallContext context) =>
+        Task.FromResult(new FetchAddResponse { Previous = 0, Value = request.Delta });
+
     public override Task<ReadRegionResponse> ReadRegion(ReadRegionRequest request, ServerCallContext context) =>
         Task.FromResult(new ReadRegionResponse { Data = UnsafeByteOperations.UnsafeWrap(Source.AsMemory(0, (int)request.Length)) });
 

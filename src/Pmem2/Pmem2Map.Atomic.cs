@@ -1,6 +1,6 @@
 namespace Pmem2;
 
-/// <summary>8-byte atomic stores and compare-and-swap on a mapping, each followed by a persist of the 8 bytes.</summary>
+/// <summary>8-byte atomic stores, compare-and-swap and fetch-and-add on a mapping, each followed by a persist of the 8 bytes.</summary>
 public sealed unsafe partial class Pmem2Map
 {
     /// <summary>
@@ -47,6 +47,21 @@ public sealed unsafe partial class Pmem2Map
             var found = Interlocked.CompareExchange(ref *target, value, comparand);
             PersistRaw(_address + offset, sizeof(long));
             return found;
+        }
+    }
+
+    /// <summary>
+    /// Atomically adds <paramref name="delta"/> to the 8 bytes at the aligned <paramref name="offset"/>
+    /// (<c>lock xadd</c>, wrapping), then persists them; returns the value before the add.
+    /// </summary>
+    public long FetchAdd64(ulong offset, long delta)
+    {
+        var target = CheckAtomic(offset);
+        using (AcquireHandle())
+        {
+            var after = Interlocked.Add(ref *target, delta);
+            PersistRaw(_address + offset, sizeof(long));
+            return unchecked(after - delta);
         }
     }
 

@@ -62,6 +62,7 @@ public sealed class DirectRegion : IDisposable
     private readonly Pmem2Source _source;
     private readonly CancellationTokenSource _revoked = new();
     private readonly Task _watch;
+    private readonly Lock _reportLock = new();
     private int _state; // DirectLeaseState
 
     private DirectRegion(string name, DirectAccess access, Socket channel, Pmem2Source source, Pmem2Map map, bool serverMapSync)
@@ -165,17 +166,37 @@ public sealed class DirectRegion : IDisposable
         action(_map.GetSpan(checked((ulong)offset), length));
     }
 
-    /// <summary>Copies bytes into the mapping (pmem2_memcpy with <paramref name="flags"/>: persisted before it returns unless NoFlush is given).</summary>
-    public void Memcpy(long offset, ReadOnlySpan<byte> source, Pmem2MemFlags flags = Pmem2MemFlags.None) => _map.Memcpy(checked((ulong)offset), source, flags);
+    /// <summary>Copies bytes into the mapping (pmem2_memcpy with <paramref name="flags"/>: persisted before it returns unless NoFlush is given,
+    /// and then reported to the service's watchers).</summary>
+    public void Memcpy(long offset, ReadOnlySpan<byte> source, Pmem2MemFlags flags = Pmem2MemFlags.None)
+    {
+        _map.Memcpy(checked((ulong)offset), source, flags);
+        if ((flags & Pmem2MemFlags.NoFlush) == 0)
+        {
+            ReportPersisted(offset, source.Length);
+        }
+    }
 
-    /// <summary>Fills bytes (pmem2_memset with <paramref name="flags"/>).</summary>
-    public void Memset(long offset, byte value, long length, Pmem2MemFlags flags = Pmem2MemFlags.None) => _map.Memset(checked((ulong)offset), value, checked((ulong)length), flags);
+    /// <summary>Fills bytes (pmem2_memset with <paramref name="flags"/>; reported to watchers when persisted).</summary>
+    public void Memset(long offset, byte value, long length, Pmem2MemFlags flags = Pmem2MemFlags.None)
+    {
+        _map.Memset(checked((ulong)offset), value, checked((ulong)length), flags);
+        if ((flags & Pmem2MemFlags.NoFlush) == 0)
+        {
+            ReportPersisted(offset, length);
+        }
+    }
 
     /// <summary>Copies bytes out of the mapping.</summary>
     public void Read(long offset, Span<byte> destination) => _map.Read(checked((ulong)offset), destination);
 
-    /// <summary>Persists a range (cache-line flush + drain, or msync at PAGE). A failure is sticky.</summary>
-    public void Persist(long offset, long length) => _map.Persist(checked((ulong)offset), checked((ulong)length));
+    /// <summary>Persists a range (cache-line flush + drain, or msync at PAGE). A failure is sticky. Once persisted, the range is
+    /// reported to the service on the side channel, and its WatchRegion watchers see it (kind DIRECT_PERSIST).</summary>
+    public void Persist(long offset, long length)
+    {
+        _map.Persist(checked((ulong)offset), checked((ulong)length));
+        ReportPersisted(offset, length);
+    }
 
     /// <summary>Flushes a range without draining.</summary>
     public void Flush(long offset, long length) => _map.Flush(checked((ulong)offset), checked((ulong)length));
@@ -184,13 +205,58 @@ public sealed class DirectRegion : IDisposable
     public void Drain() => _map.Drain();
 
     /// <summary>Atomic 8-byte store at an aligned offset, then persist of those 8 bytes.</summary>
-    public void AtomicStore64(long offset, long value) => _map.AtomicStore64(checked((ulong)offset), value);
+    public void AtomicStore64(long offset, long value)
+    {
+        _map.AtomicStore64(checked((ulong)offset), value);
+        ReportPersisted(offset, sizeof(long));
+    }
 
     /// <summary>Atomic 8-byte load at an aligned offset.</summary>
     public long AtomicLoad64(long offset) => _map.AtomicLoad64(checked((ulong)offset));
 
     /// <summary>Atomic 8-byte compare-and-swap at an aligned offset, then persist; returns the value found.</summary>
-    public long CompareExchange64(long offset, long value, long comparand) => _map.CompareExchange64(checked((ulong)offset), value, comparand);
+    public long CompareExchange64(long offset, long value, long comparand)
+    {
+        var found = _map.CompareExchange64(checked((ulong)offset), value, comparand);
+        ReportPersisted(offset, sizeof(long));
+        return found;
+    }
+
+    /// <summary>Atomic 8-byte fetch-and-add at an aligned offset, then persist; returns the value before the add.</summary>
+    public long FetchAdd64(long offset, long delta)
+    {
+        var previous = _map.FetchAdd64(checked((ulong)offset), delta);
+        ReportPersisted(offset, sizeof(long));
+        return previous;
+    }
+
+    /// <summary>
+    /// Tells the service (side channel record <c>[P][u64 offset][u64 length]</c>) that this process persisted a range, so
+    /// WatchRegion watchers see it. Best effort: a revoked or closed lease reports nothing.
+    /// </summary>
+    private void ReportPersisted(long offset, long length)
+    {
+        if (Access != DirectAccess.ReadWrite || length <= 0 || State != DirectLeaseState.Active)
+        {
+            return;
+        }
+
+        Span<byte> record = stackalloc byte[17];
+        record[0] = (byte)'P';
+        BinaryPrimitives.WriteUInt64LittleEndian(record[1..], (ulong)offset);
+        BinaryPrimitives.WriteUInt64LittleEndian(record[9..], (ulong)length);
+        lock (_reportLock)
+        {
+            try
+            {
+                _channel.Send(record, SocketFlags.None);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // The lease ended; the persist itself succeeded.
+            }
+        }
+    }
 
     private async Task WatchAsync()
     {

@@ -76,13 +76,23 @@ public sealed partial class PmemClient
     /// upload ends with <see cref="PmemUploadStoppedException"/> carrying it (<see cref="PmemException.PersistedOffset"/>).
     /// <paramref name="cancellationToken"/> still aborts at once (and then the client cannot learn the offset).
     /// </summary>
-    public async Task<UploadResult> UploadAsync(
+    public Task<UploadResult> UploadAsync(
         Stream source,
         string name,
         long offset,
         IProgress<long>? progress,
         CancellationToken cancellationToken,
-        CancellationToken stopToken)
+        CancellationToken stopToken) =>
+        UploadCoreAsync(source, name, offset, progress, cancellationToken, stopToken, uploadId: null);
+
+    private async Task<UploadResult> UploadCoreAsync(
+        Stream source,
+        string name,
+        long offset,
+        IProgress<long>? progress,
+        CancellationToken cancellationToken,
+        CancellationToken stopToken,
+        string? uploadId)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(name);
@@ -128,6 +138,7 @@ public sealed partial class PmemClient
                         Name = name,
                         Offset = (ulong)(offset + segmentStart),
                         TotalLength = totalLength is { } total ? (ulong)(total - segmentStart) : 0,
+                        UploadId = uploadId ?? string.Empty,
                     };
                     await WriteMessageAsync(call, new StreamWriteRegionRequest { Header = header }, cancellationToken).ConfigureAwait(false);
 

@@ -1,6 +1,6 @@
 namespace PmemService.Client;
 
-/// <summary>Result of <see cref="PmemClient.WriteAsync"/>.</summary>
+/// <summary>Result of <see cref="PmemClient.WriteAsync(string, long, ReadOnlyMemory{byte}, bool, CancellationToken)"/>.</summary>
 /// <param name="BytesWritten">Bytes written.</param>
 /// <param name="Persisted">Whether the bytes are persistent now (false only with deferred persist).</param>
 public readonly record struct WriteResult(long BytesWritten, bool Persisted);

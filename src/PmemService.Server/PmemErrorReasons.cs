@@ -156,4 +156,20 @@ public static class PmemErrorReasons
     public const string RegionCountQuota = "REGION_COUNT_QUOTA";
     /// <summary>RESOURCE_EXHAUSTED: mapping would exceed PmemService:MaxMappedBytesPerIdentity for the region's owner.</summary>
     public const string MappedBytesQuota = "MAPPED_BYTES_QUOTA";
+
+    // Sharing primitives (issue 14).
+    /// <summary>INVALID_ARGUMENT: an AtomicWrite / CompareAndSwap / FetchAdd offset is not 8-byte aligned.</summary>
+    public const string AtomicMisaligned = "ATOMIC_MISALIGNED";
+    /// <summary>INVALID_ARGUMENT: flush_type is not a FlushType value, or FLUSH_TYPE_PERSISTENT was given with defer_persist.</summary>
+    public const string InvalidFlushType = "INVALID_FLUSH_TYPE";
+    /// <summary>INVALID_ARGUMENT: upload_id is not 1 to 64 characters of [A-Za-z0-9._-].</summary>
+    public const string InvalidUploadId = "INVALID_UPLOAD_ID";
+    /// <summary>NOT_FOUND: the region has no (unexpired) record of this upload id.</summary>
+    public const string UploadNotFound = "UPLOAD_NOT_FOUND";
+    /// <summary>DATA_LOSS: a watcher missed events: its after_sequence is older than the region's bounded history,
+    /// its epoch is not the server's (the server restarted), or it read too slowly. ErrorInfo metadata
+    /// oldest_sequence / latest_sequence / epoch say what is still available.</summary>
+    public const string WatchHistoryOverflow = "WATCH_HISTORY_OVERFLOW";
+    /// <summary>OUT_OF_RANGE: after_sequence is larger than the region's latest sequence in this epoch.</summary>
+    public const string WatchSequenceAhead = "WATCH_SEQUENCE_AHEAD";
 }

@@ -102,6 +102,23 @@ public sealed class PmemServiceOptions
     /// RESOURCE_EXHAUSTED <c>MAPPED_BYTES_QUOTA</c> beyond); 0 = only the global MaxMappedBytes.</summary>
     public long MaxMappedBytesPerIdentity { get; set; }
 
+    /// <summary>WatchRegion: events kept per region for watchers that resume with after_sequence (issue 14).</summary>
+    public int WatchHistoryLength { get; set; } = 4096;
+
+    /// <summary>WatchRegion: events queued for one watcher that reads too slowly before it is ended with
+    /// DATA_LOSS WATCH_HISTORY_OVERFLOW (it may resume from the history).</summary>
+    public int WatchBufferLength { get; set; } = 4096;
+
+    /// <summary>Resumable uploads: records kept per region (the least recently updated is dropped beyond this).</summary>
+    public int MaxUploadsPerRegion { get; set; } = 16;
+
+    /// <summary>Resumable uploads: a record not updated for this long is dropped.</summary>
+    public TimeSpan UploadRecordTtl { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Resumable uploads: a stream with an upload id persists and records its progress every this many bytes
+    /// (so a server crash loses at most this much progress; 0 = only when the stream ends).</summary>
+    public long UploadCheckpointBytes { get; set; } = 64L << 20;
+
     /// <summary>Largest incoming gRPC message (a WriteRegion payload or one stream chunk, plus envelope).</summary>
     public int MaxReceiveMessageSize { get; set; } = (4 << 20) + (64 << 10);
 

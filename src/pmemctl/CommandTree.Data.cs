@@ -22,17 +22,36 @@ internal sealed partial class CommandTree
         };
         var granularity = new Option<string?>("--granularity", "-g") { Description = "Granularity for --create: byte, cache-line or page" };
         var chunk = ChunkSizeOption();
+        var uploadId = new Option<string?>("--upload-id")
+        {
+            Description = "Make the upload resumable across pmemctl runs: the server records, with the region, how far this id's bytes are persistent",
+        };
+        var resume = new Option<bool>("--resume")
+        {
+            Description = "With --upload-id: continue from the offset the server recorded for the id (GetUpload) instead of the start",
+        };
         var put = new Command("put", "Upload a file into a region through StreamWriteRegion (persisted, CRC-64 verified, resumable). " +
                                      "At offset 0 it records the file's length and CRC-64 as the region's content, so 'get NAME FILE' returns exactly the file; " +
                                      "Ctrl+C stops cleanly and prints how much is persisted")
         {
-            file, target, create, granularity, chunk,
+            file, target, create, granularity, chunk, uploadId, resume,
         };
+        put.Aliases.Add("upload");
         SetHandler(put, async (ctx, pr) =>
         {
             var t = RegionTarget.Parse(pr.GetRequiredValue(target), allowLength: false);
             var path = pr.GetRequiredValue(file);
             var g = CliContext.ParseGranularity(pr.GetValue(granularity));
+            var id = pr.GetValue(uploadId);
+            if (pr.GetValue(resume) && id is null)
+            {
+                throw new UsageException("--resume needs --upload-id");
+            }
+
+            if (id is not null && path == "-")
+            {
+                throw new UsageException("--upload-id needs a file (a resumed upload seeks in it), not stdin");
+            }
 
             Stream source;
             if (path == "-")
@@ -72,7 +91,20 @@ internal sealed partial class CommandTree
                 var result = await ctx.WithProgressAsync(
                     $"put {t.Name}",
                     total,
-                    progress => ctx.Client.UploadAsync(source, t.Name, t.Offset, progress, ctx.CancellationToken, stop)).ConfigureAwait(false);
+                    progress => id is null
+                        ? ctx.Client.UploadAsync(source, t.Name, t.Offset, progress, ctx.CancellationToken, stop)
+                        : ctx.Client.UploadResumableAsync(path, t.Name, id, t.Offset, progress, ctx.CancellationToken, stop, pr.GetValue(resume))).ConfigureAwait(false);
+                var resumedAt = result.Offset;
+                if (result.Offset != t.Offset)
+                {
+                    // A resumed upload sent only the tail: the content is the whole file (the CRC of the region's
+                    // bytes is what 'get' checks, so bytes of the earlier run are verified there).
+                    source.Seek(0, SeekOrigin.Begin);
+                    var whole = new System.IO.Hashing.Crc64();
+                    await whole.AppendAsync(source, ctx.CancellationToken).ConfigureAwait(false);
+                    result = result with { Offset = t.Offset, Length = source.Length, Crc64 = whole.GetCurrentHashAsUInt64() };
+                }
+
                 var recorded = recordContent && t.Offset == 0 && await TryContentAsync(ctx,
                     () => ctx.Client.SetRegionContentAsync(t.Name, result.Length, result.Crc64, CancellationToken.None)).ConfigureAwait(false);
 
@@ -90,6 +122,8 @@ internal sealed partial class CommandTree
                         attempts = result.Attempts,
                         resumedFrom = result.ResumedFrom,
                         contentRecorded = recorded,
+                        uploadId = id,
+                        resumedAt,
                     });
                 }
                 else

@@ -70,6 +70,10 @@ internal sealed partial class CommandTree
         root.Add(BuildWriteCommand());
         root.Add(BuildReadCommand());
         root.Add(BuildPersistCommand());
+        root.Add(BuildCasCommand());
+        root.Add(BuildFetchAddCommand());
+        root.Add(BuildAtomicWriteCommand());
+        root.Add(BuildWatchCommand());
         root.Add(BuildHealthCommand());
         root.Add(BuildBenchCommand());
         root.Add(BuildDirectCommand());

@@ -73,6 +73,12 @@ internal sealed partial class PmemGrpcService
             _metrics.Written((long)request.Length, "WriteRegion");
         }
 
-        return new WriteRegionResponse { BytesWritten = request.Length, Persisted = !request.DeferPersist || request.Length == 0 };
+        var flushType = request.DeferPersist ? FlushType.Visibility : FlushType.Persistent;
+        if (request.Length > 0)
+        {
+            _regions.Watches.Publish(request.Name, WatchEventKind.Write, request.Offset, request.Length, flushType);
+        }
+
+        return new WriteRegionResponse { BytesWritten = request.Length, Persisted = !request.DeferPersist || request.Length == 0, FlushType = flushType };
     }
 }

@@ -179,6 +179,24 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
 
         var length = request.Length == 0 ? lease.Size - request.Offset : request.Length;
         RegionRange.Check(lease.Name, lease.Size, request.Offset, length);
+        if (DataPath.FlushTypes.Resolve((ulong)request.FlushType, deferPersist: false, out var visibility) is { } invalid)
+        {
+            throw invalid;
+        }
+
+        if (visibility)
+        {
+            // Visibility only: every store made through the service's mapping is already visible to the
+            // other mappings of the file (one page cache / DAX media); a store fence orders this call after them.
+            Interlocked.MemoryBarrier();
+            if (length > 0)
+            {
+                _regions.Watches.Publish(lease.Name, WatchEventKind.Persist, request.Offset, length, FlushType.Visibility);
+            }
+
+            return Task.FromResult(new PersistRegionResponse { BytesPersisted = length, FlushType = FlushType.Visibility });
+        }
+
         if (length > 0)
         {
             using var activity = PmemActivity.Source.StartActivity("pmem.persist");
@@ -193,9 +211,10 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
             }
 
             _metrics.Persisted(start, "persist", lease.Mapping.EffectiveName);
+            _regions.Watches.Publish(lease.Name, WatchEventKind.Persist, request.Offset, length, FlushType.Persistent);
         }
 
-        return Task.FromResult(new PersistRegionResponse { BytesPersisted = length });
+        return Task.FromResult(new PersistRegionResponse { BytesPersisted = length, FlushType = FlushType.Persistent });
     }
 
     public async Task<StreamWriteRegionResponse> StreamWriteRegion(IAsyncStreamReader<StreamWriteMessage> requestStream, ServerCallContext context)
@@ -233,6 +252,14 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
         RegionRange.Check(lease.Name, lease.Size, start, header.TotalLength, "header.offset", "header.total_length");
         ThrowIfPersistFailed(lease, "StreamWriteRegion", streamStart: start);
         var limit = header.TotalLength == 0 ? lease.Size : start + header.TotalLength;
+        var uploadId = header.UploadId.Length > 0 ? Sharing.RegionUploads.ValidateId(header.UploadId, "header.upload_id") : null;
+        UploadInfo? upload = null;
+        if (uploadId is not null)
+        {
+            // Known to the server before the first byte: GetUpload answers from here on (FAILED_PRECONDITION
+            // now, before anything is copied, when the pool cannot keep records).
+            upload = _regions.Uploads.Record(lease.Name, lease.Mapping.File, uploadId, start, start);
+        }
 
         // Zero-copy: from here on the request stream's deserializer copies each chunk's data field from
         // the request buffers straight into the mapping (NT stores, no drain, no msync yet at PAGE) and into
@@ -242,6 +269,34 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
         var crc = sink.Crc;
         var copiedEnd = start;
         var persistedEnd = start;
+        var publishedEnd = start;
+        var checkpoint = uploadId is null ? 0UL : (ulong)_options.UploadCheckpointBytes;
+
+        // After a persist that succeeded: the watch event and the upload record for [publishedEnd, persistedEnd).
+        void Persisted(bool throwOnRecordFailure)
+        {
+            if (persistedEnd > publishedEnd)
+            {
+                _regions.Watches.Publish(lease.Name, WatchEventKind.StreamWrite, publishedEnd, persistedEnd - publishedEnd, FlushType.Persistent);
+                publishedEnd = persistedEnd;
+            }
+
+            if (uploadId is null || (upload is not null && upload.PersistedOffset >= persistedEnd))
+            {
+                return;
+            }
+
+            try
+            {
+                upload = _regions.Uploads.Record(lease.Name, lease.Mapping.File, uploadId, start, persistedEnd);
+                PmemLog.UploadRecorded(_logger, lease.Name, uploadId, persistedEnd);
+            }
+            catch (Exception e) when (!throwOnRecordFailure && e is PmemServiceException or Pmem2Exception or IOException)
+            {
+                PmemLog.UploadRecordFailed(_logger, lease.Name, uploadId, persistedEnd, e);
+            }
+        }
+
         using var activity = PmemActivity.Source.StartActivity("pmem.stream_write");
         try
         {
@@ -264,6 +319,13 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
                 {
                     _metrics.Written(message.Length, "StreamWriteRegion");
                 }
+
+                if (checkpoint > 0 && copiedEnd - persistedEnd >= checkpoint)
+                {
+                    // Resumable upload checkpoint: persist what came so far, then record it.
+                    persistedEnd = CompleteDeferred(lease, persistedEnd, copiedEnd);
+                    Persisted(throwOnRecordFailure: true);
+                }
             }
 
             if (header.TotalLength != 0 && copiedEnd != limit)
@@ -272,11 +334,13 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
                     $"The stream carried {copiedEnd - start} bytes, not header.total_length {header.TotalLength}.", "header.total_length");
             }
 
-            persistedEnd = CompleteDeferred(lease, start, copiedEnd);
+            persistedEnd = CompleteDeferred(lease, persistedEnd, copiedEnd);
+            Persisted(throwOnRecordFailure: true);
             PmemLog.StreamWriteCompleted(_logger, lease.Name, persistedEnd - start, persistedEnd);
             activity?.SetTag("pmem.bytes", persistedEnd - start);
             return new StreamWriteRegionResponse
             {
+                Upload = upload,
                 BytesPersisted = persistedEnd - start,
                 PersistedOffset = persistedEnd,
                 Crc64 = crc.GetCurrentHashAsUInt64(),
@@ -304,7 +368,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
                 // Make what was copied persistent, so the offset reported is exactly what survives.
                 try
                 {
-                    persistedEnd = CompleteDeferred(lease, start, copiedEnd);
+                    persistedEnd = CompleteDeferred(lease, persistedEnd, copiedEnd);
                 }
                 catch (Pmem2Exception completeFailed) when (completeFailed.IsPersistFailure)
                 {
@@ -316,6 +380,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
                 }
             }
 
+            Persisted(throwOnRecordFailure: false);
             var error = persistError ?? StreamError(e, stopping, context);
             error.PersistedOffset = persistedEnd;
             error.BytesPersisted = persistedEnd - start;

@@ -92,4 +92,20 @@ internal static partial class PmemLog
 
     [LoggerMessage(36, LogLevel.Warning, "Pool {PoolPath} is read-only; the pool lock is a shared read lock and regions cannot be created, mapped or deleted", EventName = "PoolReadOnly")]
     public static partial void PoolReadOnly(ILogger logger, string poolPath);
+
+    // Sharing primitives (issue 14): event ids 120-139.
+    [LoggerMessage(120, LogLevel.Debug, "Watch of {Region} started after sequence {AfterSequence} (latest {LatestSequence})", EventName = "WatchStarted")]
+    public static partial void WatchStarted(ILogger logger, string region, ulong afterSequence, ulong latestSequence);
+
+    [LoggerMessage(121, LogLevel.Warning, "Watch of {Region} ended: {Message}", EventName = "WatchOverflowed")]
+    public static partial void WatchOverflowed(ILogger logger, string region, string message);
+
+    [LoggerMessage(122, LogLevel.Information, "Upload {UploadId} to {Region}: persisted up to offset {PersistedOffset} (recorded)", EventName = "UploadRecorded")]
+    public static partial void UploadRecorded(ILogger logger, string region, string uploadId, ulong persistedOffset);
+
+    [LoggerMessage(123, LogLevel.Error, "Upload {UploadId} to {Region}: bytes persisted up to offset {PersistedOffset}, but the record could not be written", EventName = "UploadRecordFailed")]
+    public static partial void UploadRecordFailed(ILogger logger, string region, string uploadId, ulong persistedOffset, Exception exception);
+
+    [LoggerMessage(124, LogLevel.Debug, "Direct-access client persisted [{Offset}, +{Length}) of {Region}", EventName = "DirectPersistReported")]
+    public static partial void DirectPersistReported(ILogger logger, string region, ulong offset, ulong length);
 }

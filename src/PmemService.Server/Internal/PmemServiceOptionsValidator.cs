@@ -45,6 +45,16 @@ internal sealed class PmemServiceOptionsValidator : IValidateOptions<PmemService
             errors.Add($"{section}: both UnixSocketPath and TcpEndpoint are empty; at least one listener is required.");
         }
 
+        if (options.WatchHistoryLength is < 1 or > 1 << 20 || options.WatchBufferLength is < 1 or > 1 << 20)
+        {
+            errors.Add($"{section}:WatchHistoryLength and WatchBufferLength must be between 1 and 1048576.");
+        }
+
+        if (options.MaxUploadsPerRegion is < 1 or > 16 || options.UploadRecordTtl <= TimeSpan.Zero || options.UploadCheckpointBytes < 0)
+        {
+            errors.Add($"{section}:MaxUploadsPerRegion must be between 1 and 16 (one extended attribute holds them), UploadRecordTtl positive and UploadCheckpointBytes not negative.");
+        }
+
         if (options.MaxRegionSize <= 0)
         {
             errors.Add($"{section}:MaxRegionSize must be positive.");

@@ -43,6 +43,35 @@ internal sealed class RegionManager : IDisposable
         _logger = logger;
         _budget = new MappedBytesBudget(_options.MaxMappedBytes, _options.MaxMappedBytesPerIdentity);
         PoolPath = _options.FullPoolPath;
+        Watches = new Sharing.RegionWatchHub(_options.WatchHistoryLength, _options.WatchBufferLength);
+        Uploads = new Sharing.RegionUploads(_options.MaxUploadsPerRegion, _options.UploadRecordTtl);
+    }
+
+    /// <summary>WatchRegion's per-region event logs (Sharing/RegionWatchHub): every call that persists a range publishes it here.</summary>
+    internal Sharing.RegionWatchHub Watches { get; }
+
+    /// <summary>Resumable upload records (Sharing/RegionUploads), kept with each region file.</summary>
+    internal Sharing.RegionUploads Uploads { get; }
+
+    /// <summary>GetUpload: the record of <paramref name="uploadId"/> for region <paramref name="name"/> (NOT_FOUND UPLOAD_NOT_FOUND when none).</summary>
+    public UploadInfo GetUpload(string name, string uploadId)
+    {
+        RegionName.Validate(name);
+        Sharing.RegionUploads.ValidateId(uploadId);
+        _ = Catalog.Get(name); // NOT_FOUND for a region that does not exist
+        return Uploads.Get(name, Path.Combine(PoolPath, name), uploadId)
+            ?? throw new PmemServiceException(Grpc.Core.StatusCode.NotFound, PmemErrorReasons.UploadNotFound,
+                $"Region '{name}' has no record of upload '{uploadId}' (never started, expired, dropped beyond PmemService:MaxUploadsPerRegion, or the region was deleted).", "upload_id")
+                .With("region", name).With("upload_id", uploadId);
+    }
+
+    /// <summary>WatchRegion: subscribes to a region's events (the region must exist).</summary>
+    public Sharing.RegionWatchHub.WatchSubscription Watch(string name, ulong afterSequence, string epoch, bool fromHistory)
+    {
+        RegionName.Validate(name);
+        ThrowIfShuttingDown();
+        _ = Catalog.Get(name); // NOT_FOUND for a region that does not exist
+        return Watches.Subscribe(name, afterSequence, epoch, fromHistory);
     }
 
     /// <summary>Absolute pool directory.</summary>
@@ -175,6 +204,8 @@ internal sealed class RegionManager : IDisposable
         RegionName.Validate(name);
         var info = Catalog.Get(name, caller, needed, operation);
         info.DirectLeases = (uint)DirectLeases.CountFor(name);
+        info.WatchSequence = Watches.LatestSequence(name);
+        info.WatchEpoch = Watches.Epoch;
         return info;
     }
 
@@ -201,6 +232,7 @@ internal sealed class RegionManager : IDisposable
         ThrowIfShuttingDown();
         // The direct-lease check runs inside the lifecycle's critical section (see RegionLifecycle.DeleteAsync).
         await Lifecycle.DeleteAsync(name, force, DirectLeases.CountFor, cancellationToken, caller).ConfigureAwait(false);
+        Watches.RegionDeleted(name);
         if (DirectLeases.Revoke(name) is > 0 and var revoked)
         {
             PmemLog.DirectLeasesRevoked(_logger, name, revoked, "deleted");

@@ -58,6 +58,19 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
             static (service, request, call) => service.GetRegionAccess(request, call));
         context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.SetRegionAccess), SetRegionAccessRequest.Parser, SetRegionAccessResponse.Parser), metadata,
             static (service, request, call) => service.SetRegionAccess(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.AtomicWrite), AtomicWriteRequest.Parser, AtomicWriteResponse.Parser), metadata,
+            static (service, request, call) => service.AtomicWrite(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.CompareAndSwap), CompareAndSwapRequest.Parser, CompareAndSwapResponse.Parser), metadata,
+            static (service, request, call) => service.CompareAndSwap(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.FetchAdd), FetchAddRequest.Parser, FetchAddResponse.Parser), metadata,
+            static (service, request, call) => service.FetchAdd(request, call));
+        context.AddUnaryMethod(Unary(nameof(GeneratedService.PmemServiceBase.GetUpload), GetUploadRequest.Parser, GetUploadResponse.Parser), metadata,
+            static (service, request, call) => service.GetUpload(request, call));
+        context.AddServerStreamingMethod(
+            new Method<WatchRegionRequest, WatchRegionResponse>(MethodType.ServerStreaming, ServiceName, nameof(GeneratedService.PmemServiceBase.WatchRegion),
+                ProtoMarshaller.Create(WatchRegionRequest.Parser), ProtoMarshaller.Create(WatchRegionResponse.Parser)),
+            metadata,
+            static (service, request, stream, call) => service.WatchRegion(request, stream, call));
         context.AddServerStreamingMethod(
             new Method<StreamReadRegionRequest, StreamReadRegionResponse>(MethodType.ServerStreaming, ServiceName, nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
                 ProtoMarshaller.Create(StreamReadRegionRequest.Parser), ProtoMarshaller.Create(StreamReadRegionResponse.Parser)),
@@ -88,6 +101,9 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
             nameof(GeneratedService.PmemServiceBase.OpenDirect), nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
             nameof(GeneratedService.PmemServiceBase.WriteRegion), nameof(GeneratedService.PmemServiceBase.StreamWriteRegion),
             nameof(GeneratedService.PmemServiceBase.GetRegionAccess), nameof(GeneratedService.PmemServiceBase.SetRegionAccess),
+            nameof(GeneratedService.PmemServiceBase.AtomicWrite), nameof(GeneratedService.PmemServiceBase.CompareAndSwap),
+            nameof(GeneratedService.PmemServiceBase.FetchAdd), nameof(GeneratedService.PmemServiceBase.GetUpload),
+            nameof(GeneratedService.PmemServiceBase.WatchRegion),
         };
         var unbound = GeneratedService.Descriptor.Methods.Select(m => m.Name).Except(bound, StringComparer.Ordinal).ToList();
         if (unbound.Count > 0)

@@ -32,11 +32,12 @@ internal static class ProtoScanner
         public bool NameTooLong;
         public ulong Offset;
         public bool DeferPersist;
+        public ulong FlushType;
         public long DataStart;
         public long DataLength;
     }
 
-    /// <summary>Scans a WriteRegionRequest: name = 1 (string), offset = 2 (uint64), data = 3 (bytes), defer_persist = 4 (bool).</summary>
+    /// <summary>Scans a WriteRegionRequest: name = 1 (string), offset = 2 (uint64), data = 3 (bytes), defer_persist = 4 (bool), flush_type = 5 (enum).</summary>
     public static bool TryScanWriteRegion(in ReadOnlySequence<byte> payload, out WriteRegionFields fields, out string? error)
     {
         fields = new WriteRegionFields { Name = string.Empty };
@@ -85,6 +86,14 @@ internal static class ProtoScanner
                     }
 
                     fields.DeferPersist = flag != 0;
+                    break;
+                case (5, WireVarint):
+                    if (!TryReadVarint(ref reader, out fields.FlushType))
+                    {
+                        error = "truncated or overlong varint in field 5 (flush_type)";
+                        return false;
+                    }
+
                     break;
                 default:
                     if (!TrySkip(ref reader, field, wire, 0, out error))

@@ -2,6 +2,7 @@ using System.Buffers;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 using Pmem2;
+using PmemService.Contracts.V1;
 
 namespace PmemService.Server.Internal.DataPath;
 
@@ -87,8 +88,14 @@ internal sealed class WriteRegionDeserializer
 
         call.Name = fields.Name;
         call.Offset = fields.Offset;
-        call.DeferPersist = fields.DeferPersist;
         call.Length = (ulong)fields.DataLength;
+        if (FlushTypes.Resolve(fields.FlushType, fields.DeferPersist, out var visibility) is { } invalid)
+        {
+            call.Fault = invalid;
+            return call;
+        }
+
+        call.DeferPersist = visibility;
         if (fields.NameTooLong)
         {
             call.Fault = new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.InvalidRegionName,
@@ -168,6 +175,29 @@ internal sealed class WriteRegionDeserializer
         }
 
         call.Mapping = lease.Mapping;
+    }
+}
+
+/// <summary>Flush types (issue 14): VISIBILITY is what defer_persist always was; PERSISTENT is the default.</summary>
+internal static class FlushTypes
+{
+    /// <summary>Resolves flush_type and the deprecated defer_persist; returns INVALID_ARGUMENT INVALID_FLUSH_TYPE for a conflict or unknown value.</summary>
+    public static PmemServiceException? Resolve(ulong flushType, bool deferPersist, out bool visibility)
+    {
+        visibility = deferPersist || flushType == (ulong)FlushType.Visibility;
+        if (flushType > (ulong)FlushType.Visibility)
+        {
+            return new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.InvalidFlushType,
+                $"flush_type {flushType} is not a FlushType (0 unspecified, 1 persistent, 2 visibility).", "flush_type");
+        }
+
+        if (deferPersist && flushType == (ulong)FlushType.Persistent)
+        {
+            return new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.InvalidFlushType,
+                "defer_persist (deprecated: it means FLUSH_TYPE_VISIBILITY) conflicts with flush_type FLUSH_TYPE_PERSISTENT.", "flush_type");
+        }
+
+        return null;
     }
 }
 

@@ -230,9 +230,11 @@ internal sealed class DirectSideChannel : IHostedService, IDisposable
             var writable = found.Access == DirectAccessMode.ReadWrite;
             string? refusal = null;
             Microsoft.Win32.SafeHandles.SafeFileHandle? file = null;
+            ulong regionSize = 0;
             try
             {
                 using var call = _regions.AcquireForDirectLease(found.Region, lease); // Mapped, not being deleted, registered
+                regionSize = call.Size;
                 var (handle, status) = _regions.OpenForDirect(found.Region, writable);
                 file = handle;
                 if (!status.IsSameFile(call.Mapping.Identity) || (ulong)status.Size < call.Size)
@@ -259,7 +261,7 @@ internal sealed class DirectSideChannel : IHostedService, IDisposable
             }
 
             PmemLog.DirectLeaseOpened(_logger, found.Region, found.Access.ToString(), p.Pid, p.Uid);
-            await HoldAsync(client, lease).ConfigureAwait(false);
+            await HoldAsync(client, lease, writable ? regionSize : 0).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
         {
@@ -279,19 +281,27 @@ internal sealed class DirectSideChannel : IHostedService, IDisposable
         }
     }
 
-    /// <summary>Waits for the client to close (end of the lease) or for a revocation; after one, sends [R] and waits at most the grace.</summary>
-    private async Task HoldAsync(Socket client, DirectLease lease)
+    /// <summary>
+    /// Waits for the client to close (end of the lease) or for a revocation; after one, sends [R] and waits at most the grace.
+    /// Meanwhile a read-write lease's client reports the ranges it persisted (<see cref="DirectProtocol.PersistReport"/>
+    /// records, issue 14): each in-bounds one becomes a WatchRegion event of kind DIRECT_PERSIST.
+    /// </summary>
+    private async Task HoldAsync(Socket client, DirectLease lease, ulong writableSize)
     {
-        var buffer = new byte[64];
+        var buffer = new byte[64 * DirectProtocol.PersistReportLength];
+        var pending = 0; // bytes of an incomplete record at the start of buffer
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(lease.RevokedToken, _stopping.Token);
         try
         {
             while (true)
             {
-                if (await client.ReceiveAsync(buffer, SocketFlags.None, linked.Token).ConfigureAwait(false) == 0)
+                var n = await client.ReceiveAsync(buffer.AsMemory(pending), SocketFlags.None, linked.Token).ConfigureAwait(false);
+                if (n == 0)
                 {
                     return; // closed by the client (or its exit / SIGKILL)
                 }
+
+                pending = ReportPersists(lease, writableSize, buffer, pending + n);
             }
         }
         catch (OperationCanceledException) when (lease.IsRevoked || _stopping.IsCancellationRequested)
@@ -310,6 +320,27 @@ internal sealed class DirectSideChannel : IHostedService, IDisposable
         {
             PmemLog.DirectRevokeGraceExpired(_logger, lease.Region, lease.Peer.Pid);
         }
+    }
+
+    /// <summary>Publishes the complete persist reports in buffer[..count]; returns the bytes of an incomplete one, moved to the start.</summary>
+    private int ReportPersists(DirectLease lease, ulong writableSize, byte[] buffer, int count)
+    {
+        var at = 0;
+        for (; count - at >= DirectProtocol.PersistReportLength; at += DirectProtocol.PersistReportLength)
+        {
+            var record = buffer.AsSpan(at, DirectProtocol.PersistReportLength);
+            var offset = BinaryPrimitives.ReadUInt64LittleEndian(record[1..]);
+            var length = BinaryPrimitives.ReadUInt64LittleEndian(record[9..]);
+            if (record[0] == DirectProtocol.PersistReport && length > 0 && offset < writableSize && length <= writableSize - offset && !lease.IsRevoked)
+            {
+                PmemLog.DirectPersistReported(_logger, lease.Region, offset, length);
+                _regions.Watches.Publish(lease.Region, WatchEventKind.DirectPersist, offset, length, FlushType.Persistent);
+            }
+        }
+
+        var rest = count - at;
+        buffer.AsSpan(at, rest).CopyTo(buffer);
+        return rest;
     }
 
     private async Task<string?> ReadGrantAsync(Socket client)
