@@ -17,27 +17,27 @@ internal sealed partial class PmemGrpcService
 
     public override Task<AtomicWriteResponse> AtomicWrite(AtomicWriteRequest request, ServerCallContext context)
     {
-        Atomic(request.Name, request.Offset, "AtomicWrite", WatchEventKind.AtomicWrite, request.Value, 0,
+        Atomic(request.Name, request.Offset, Caller(context), "AtomicWrite", WatchEventKind.AtomicWrite, request.Value, 0,
             static (map, offset, value, _) => { map.AtomicStore64(offset, value); return 0; });
         return Task.FromResult(new AtomicWriteResponse { Persisted = true });
     }
 
     public override Task<CompareAndSwapResponse> CompareAndSwap(CompareAndSwapRequest request, ServerCallContext context)
     {
-        var found = Atomic(request.Name, request.Offset, "CompareAndSwap", WatchEventKind.CompareAndSwap, request.Desired, request.Expected,
+        var found = Atomic(request.Name, request.Offset, Caller(context), "CompareAndSwap", WatchEventKind.CompareAndSwap, request.Desired, request.Expected,
             static (map, offset, desired, expected) => map.CompareExchange64(offset, desired, expected));
         return Task.FromResult(new CompareAndSwapResponse { Swapped = found == request.Expected, Previous = found });
     }
 
     public override Task<FetchAddResponse> FetchAdd(FetchAddRequest request, ServerCallContext context)
     {
-        var previous = Atomic(request.Name, request.Offset, "FetchAdd", WatchEventKind.FetchAdd, request.Delta, 0,
+        var previous = Atomic(request.Name, request.Offset, Caller(context), "FetchAdd", WatchEventKind.FetchAdd, request.Delta, 0,
             static (map, offset, delta, _) => map.FetchAdd64(offset, delta));
         return Task.FromResult(new FetchAddResponse { Previous = previous, Value = unchecked(previous + request.Delta) });
     }
 
     public override Task<GetUploadResponse> GetUpload(GetUploadRequest request, ServerCallContext context) =>
-        Task.FromResult(new GetUploadResponse { Upload = _regions.GetUpload(request.Name, request.UploadId) });
+        Task.FromResult(new GetUploadResponse { Upload = _regions.GetUpload(request.Name, request.UploadId, Caller(context)) });
 
     /// <summary>
     /// WatchRegion: the subscription is made (and the history to replay taken) before the response headers
@@ -47,7 +47,7 @@ internal sealed partial class PmemGrpcService
     /// </summary>
     public override async Task WatchRegion(WatchRegionRequest request, IServerStreamWriter<WatchRegionResponse> responseStream, ServerCallContext context)
     {
-        using var subscription = _regions.Watch(request.Name, request.AfterSequence, request.Epoch, request.FromHistory);
+        using var subscription = _regions.Watch(request.Name, request.AfterSequence, request.Epoch, request.FromHistory, Caller(context));
         var epoch = _regions.Watches.Epoch;
         PmemLog.WatchStarted(_logger, request.Name, request.AfterSequence, subscription.LatestAtStart);
         var stopping = _lifetime.ApplicationStopping;
@@ -79,9 +79,9 @@ internal sealed partial class PmemGrpcService
     /// One persistent 8-byte atomic on the shared mapping: alignment, range, sticky persist failure and file
     /// checks first, then the CPU atomic and the persist of its 8 bytes (Pmem2Map.Atomic), then the watch event.
     /// </summary>
-    private long Atomic(string name, ulong offset, string operation, WatchEventKind kind, long a, long b, Func<Pmem2Map, ulong, long, long, long> op)
+    private long Atomic(string name, ulong offset, RegionCaller caller, string operation, WatchEventKind kind, long a, long b, Func<Pmem2Map, ulong, long, long, long> op)
     {
-        using var lease = _regions.Acquire(name);
+        using var lease = _regions.Acquire(name, caller, AccessRights.Write, operation);
         if ((offset & 7) != 0)
         {
             throw new PmemServiceException(StatusCode.InvalidArgument, PmemErrorReasons.AtomicMisaligned,

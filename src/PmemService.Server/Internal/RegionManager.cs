@@ -54,11 +54,11 @@ internal sealed class RegionManager : IDisposable
     internal Sharing.RegionUploads Uploads { get; }
 
     /// <summary>GetUpload: the record of <paramref name="uploadId"/> for region <paramref name="name"/> (NOT_FOUND UPLOAD_NOT_FOUND when none).</summary>
-    public UploadInfo GetUpload(string name, string uploadId)
+    public UploadInfo GetUpload(string name, string uploadId, RegionCaller? caller = null)
     {
         RegionName.Validate(name);
         Sharing.RegionUploads.ValidateId(uploadId);
-        _ = Catalog.Get(name); // NOT_FOUND for a region that does not exist
+        _ = Catalog.Get(name, caller, AccessRights.Read, "GetUpload"); // NOT_FOUND for a region that does not exist (or one the caller may not see)
         return Uploads.Get(name, Path.Combine(PoolPath, name), uploadId)
             ?? throw new PmemServiceException(Grpc.Core.StatusCode.NotFound, PmemErrorReasons.UploadNotFound,
                 $"Region '{name}' has no record of upload '{uploadId}' (never started, expired, dropped beyond PmemService:MaxUploadsPerRegion, or the region was deleted).", "upload_id")
@@ -66,11 +66,11 @@ internal sealed class RegionManager : IDisposable
     }
 
     /// <summary>WatchRegion: subscribes to a region's events (the region must exist).</summary>
-    public Sharing.RegionWatchHub.WatchSubscription Watch(string name, ulong afterSequence, string epoch, bool fromHistory)
+    public Sharing.RegionWatchHub.WatchSubscription Watch(string name, ulong afterSequence, string epoch, bool fromHistory, RegionCaller? caller = null)
     {
         RegionName.Validate(name);
         ThrowIfShuttingDown();
-        _ = Catalog.Get(name); // NOT_FOUND for a region that does not exist
+        _ = Catalog.Get(name, caller, AccessRights.Read, "WatchRegion"); // NOT_FOUND for a region that does not exist (or one the caller may not see)
         return Watches.Subscribe(name, afterSequence, epoch, fromHistory);
     }
 
