@@ -553,7 +553,7 @@ internal sealed class RegionLifecycle
     /// DeleteRegion. <paramref name="directLeases"/> counts the live direct leases on a name: it is
     /// consulted under the region's monitor, in the same critical section that marks the region
     /// <see cref="Region.Deleting"/>, and direct leases are registered under that monitor too
-    /// (<see cref="Acquire(string, Action?)"/>): a delete without force either sees a lease and
+    /// (<see cref="Acquire"/>): a delete without force either sees a lease and
     /// refuses, or the lease is refused because the region is being deleted.
     /// </summary>
     public async Task DeleteAsync(string name, bool force, Func<string, int> directLeases, CancellationToken cancellationToken, RegionCaller? caller = null)
