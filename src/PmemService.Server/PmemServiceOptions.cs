@@ -41,9 +41,9 @@ public sealed class PmemServiceOptions
     /// <summary>
     /// At PAGE granularity, how many msyncs of one region may run at once for persisted writes; callers
     /// beyond it are group-committed (one msync covering all of them, after one of the running ones
-    /// returns). 1 = strict one-at-a-time group commit. Default 8; see docs/benchmarks.md for why.
+    /// returns). 1 (default) = strict one-at-a-time group commit; see docs/benchmarks.md for the measurements.
     /// </summary>
-    public int PageSyncParallelism { get; set; } = 8;
+    public int PageSyncParallelism { get; set; } = 1;
 
     /// <summary>Serve grpc.reflection.v1 and v1alpha (so grpcurl works without proto files).</summary>
     public bool EnableReflection { get; set; } = true;

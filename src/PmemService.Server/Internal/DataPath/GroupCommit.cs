@@ -21,11 +21,12 @@ namespace PmemService.Server.Internal.DataPath;
 /// (Pmem2Map's own gate makes concurrent msyncs of one map safe: a success is trusted only once every
 /// overlapping msync has returned, and the first failure is remembered.)</item>
 /// </list>
-/// Why several in flight and not strictly one: measured on an ext4 virtual disk (docs/benchmarks.md,
-/// "PAGE writes: concurrent msyncs against one group commit"), eight threads each msyncing its own
-/// 4 KiB page completed ~3x more durable writes per second than one msync covering eight pages: each
-/// msync ends in a block-device cache flush, the block layer merges concurrent flushes and the device
-/// overlaps concurrent writes, while a single msync of scattered pages waits on them in one queue.
+/// Why the limit exists and why it defaults to 1: on an ext4 virtual disk, eight threads each msyncing
+/// their own 4 KiB page completed ~3x more durable writes per second than one msync covering eight
+/// pages (Python harness, docs/benchmarks.md "PAGE writes: group commit against concurrent msyncs"):
+/// each msync ends in a block-device cache flush, and the block layer merges concurrent flushes. In
+/// the service the same change did not pay (calls/s at concurrency 8 equal or lower in alternating
+/// runs): the msyncs block thread-pool threads on 2 cores. So the default stays one msync at a time.
 /// A limit of 1 is the classic one-at-a-time group commit.
 /// Finer granularities do not need it (a drain is a fence); <see cref="PersistAsync(Pmem2Map, ulong, ulong, int)"/> runs them inline.
 /// </summary>
@@ -42,7 +43,7 @@ internal sealed class GroupCommit
     private Exception? _failure;
 
     /// <summary>The default of <c>PmemService:PageSyncParallelism</c>.</summary>
-    public const int DefaultParallelism = 8;
+    public const int DefaultParallelism = 1;
 
     /// <param name="persist">Persists [offset, offset+length): the msync (a seam for tests).</param>
     /// <param name="parallelism">At most this many msyncs of the mapping run at once (at least 1).</param>
