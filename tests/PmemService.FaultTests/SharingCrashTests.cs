@@ -93,6 +93,97 @@ public sealed class SharingCrashTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task AnUploadRecordIsNeverAheadOfTheBytesAndTheUploadResumesAfterTheServiceIsKilled()
+    {
+        var root = TestSupport.NewTempDir("/tmp", "pmemupl");
+        var pool = Path.Combine(root, "pool");
+        var socket = Path.Combine(root, "pmem.sock");
+        var env = new Dictionary<string, string> { ["PmemService__UploadCheckpointBytes"] = (1 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        const int Size = 48 << 20;
+        var content = new byte[Size];
+        new Random(14).NextBytes(content);
+        try
+        {
+            await using (var service = new ServiceProcess(pool, socket, environment: env))
+            {
+                await service.StartAsync(TimeSpan.FromSeconds(60));
+                var client = service.Client;
+                await client.MapRegionAsync(new MapRegionRequest { Name = "up", Size = 64 << 20, CreateIfMissing = true });
+                using var call = client.StreamWriteRegion();
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = "up", Offset = 0, UploadId = "u1" } });
+                var sent = 0;
+                for (; sent < Size; sent += 64 << 10)
+                {
+                    await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = Google.Protobuf.ByteString.CopyFrom(content, sent, 64 << 10) });
+                    if (sent == 8 << 20)
+                    {
+                        break;
+                    }
+                }
+
+                // Wait (bounded) until the server recorded a checkpoint, then SIGKILL it mid-stream.
+                for (var i = 0; i < 200; i++)
+                {
+                    var record = (await client.GetUploadAsync(new GetUploadRequest { Name = "up", UploadId = "u1" })).Upload;
+                    if (record.PersistedOffset >= 4 << 20)
+                    {
+                        break;
+                    }
+
+                    await Task.Delay(25);
+                }
+
+                service.Kill();
+            }
+
+            ulong resumeAt;
+            await using (var service = new ServiceProcess(pool, socket, environment: env))
+            {
+                await service.StartAsync(TimeSpan.FromSeconds(60));
+                var client = service.Client;
+                var record = (await client.GetUploadAsync(new GetUploadRequest { Name = "up", UploadId = "u1" })).Upload;
+                output.WriteLine($"after the kill: start {record.StartOffset}, persisted {record.PersistedOffset}");
+                Assert.InRange(record.PersistedOffset, 1UL << 20, (8UL << 20) + (64 << 10));
+                resumeAt = record.PersistedOffset;
+
+                // Never ahead of the bytes: the recorded prefix is in the file.
+                var prefix = new byte[(int)resumeAt];
+                using (var file = File.OpenHandle(Path.Combine(pool, "up")))
+                {
+                    RandomAccess.Read(file, prefix, 0);
+                }
+
+                Assert.True(prefix.AsSpan().SequenceEqual(content.AsSpan(0, (int)resumeAt)), "the record is ahead of the persisted bytes");
+
+                await client.MapRegionAsync(new MapRegionRequest { Name = "up" });
+                using var call = client.StreamWriteRegion();
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = "up", Offset = resumeAt, UploadId = "u1", TotalLength = Size - resumeAt } });
+                for (var at = (int)resumeAt; at < Size; at += 1 << 20)
+                {
+                    await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = Google.Protobuf.ByteString.CopyFrom(content, at, Math.Min(1 << 20, Size - at)) });
+                }
+
+                await call.RequestStream.CompleteAsync();
+                var response = await call;
+                Assert.Equal((0UL, (ulong)Size), (response.Upload.StartOffset, response.Upload.PersistedOffset));
+                await service.StopAsync(TimeSpan.FromSeconds(60));
+            }
+
+            var whole = new byte[Size];
+            using (var file = File.OpenHandle(Path.Combine(pool, "up")))
+            {
+                RandomAccess.Read(file, whole, 0);
+            }
+
+            Assert.Equal(System.IO.Hashing.Crc64.HashToUInt64(content), System.IO.Hashing.Crc64.HashToUInt64(whole));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     private static void InterlockedMax(ref long target, long value)
     {
         var current = Volatile.Read(ref target);
