@@ -279,8 +279,12 @@ internal sealed partial class CommandTree
         var text = new Option<string?>("--text") { Description = "Data as UTF-8 text" };
         var hex = new Option<string?>("--hex") { Description = "Data as hexadecimal (e.g. deadbeef)" };
         var base64 = new Option<string?>("--base64") { Description = "Data as base64" };
-        var defer = new Option<bool>("--defer-persist") { Description = "Skip the persist (durable only after a later 'persist')" };
-        var write = new Command("write", "Write a few bytes with one WriteRegion call (durable when it returns)") { target, text, hex, base64, defer };
+        var defer = new Option<bool>("--defer-persist") { Description = "Deprecated: the same as --visibility" };
+        var visibility = new Option<bool>("--visibility")
+        {
+            Description = "Flush type VISIBILITY: other clients see the bytes at once; durable only after a later 'persist'",
+        };
+        var write = new Command("write", "Write a few bytes with one WriteRegion call (durable when it returns)") { target, text, hex, base64, defer, visibility };
         SetHandler(write, async (ctx, pr) =>
         {
             var t = RegionTarget.Parse(pr.GetRequiredValue(target), allowLength: false);
@@ -307,10 +311,12 @@ internal sealed partial class CommandTree
                 throw new UsageException($"invalid --{kind} data: {ex.Message}");
             }
 
-            var result = await ctx.Client.WriteAsync(t.Name, t.Offset, data, pr.GetValue(defer), ctx.CancellationToken).ConfigureAwait(false);
+            var flushType = pr.GetValue(defer) || pr.GetValue(visibility) ? FlushType.Visibility : FlushType.Persistent;
+            var written = await ctx.Client.WriteAsync(t.Name, t.Offset, data, flushType, ctx.CancellationToken).ConfigureAwait(false);
+            var result = new WriteResult(written.Bytes, written.Persisted);
             if (ctx.Json)
             {
-                ctx.WriteJson(new { region = t.Name, offset = t.Offset, bytesWritten = result.BytesWritten, persisted = result.Persisted });
+                ctx.WriteJson(new { region = t.Name, offset = t.Offset, bytesWritten = result.BytesWritten, persisted = result.Persisted, flushType = written.FlushType.ToString() });
             }
             else
             {
@@ -361,7 +367,8 @@ internal sealed partial class CommandTree
     private Command BuildPersistCommand()
     {
         var target = new Argument<string>("NAME[@OFFSET:LENGTH]") { Description = "Region range [default: the whole region]" };
-        var persist = new Command("persist", "Persist a range (flush + drain, or msync at page granularity)") { target };
+        var visibilityOnly = new Option<bool>("--visibility") { Description = "Flush type VISIBILITY: only order after earlier stores (no persistence promise)" };
+        var persist = new Command("persist", "Persist a range (flush + drain, or msync at page granularity)") { target, visibilityOnly };
         SetHandler(persist, async (ctx, pr) =>
         {
             var t = RegionTarget.Parse(pr.GetRequiredValue(target));
@@ -370,10 +377,11 @@ internal sealed partial class CommandTree
                 throw new UsageException("persist takes NAME (whole region) or NAME@OFFSET:LENGTH");
             }
 
-            var bytes = await ctx.Client.PersistAsync(t.Name, t.Offset, t.Length ?? 0, ctx.CancellationToken).ConfigureAwait(false);
+            var done = await ctx.Client.PersistAsync(t.Name, t.Offset, t.Length ?? 0, pr.GetValue(visibilityOnly) ? FlushType.Visibility : FlushType.Persistent, ctx.CancellationToken).ConfigureAwait(false);
+            var bytes = done.Bytes;
             if (ctx.Json)
             {
-                ctx.WriteJson(new { region = t.Name, offset = t.Offset, bytesPersisted = bytes });
+                ctx.WriteJson(new { region = t.Name, offset = t.Offset, bytesPersisted = bytes, flushType = done.FlushType.ToString() });
             }
             else
             {

@@ -98,5 +98,29 @@ public sealed class DescriptorPassingTests
         Assert.Equal(9, roMap.AtomicLoad64(64));
         Assert.Throws<UnauthorizedAccessException>(() => roMap.AtomicStore64(64, 1));
         Assert.Throws<UnauthorizedAccessException>(() => roMap.CompareExchange64(64, 1, 9));
+        Assert.Throws<UnauthorizedAccessException>(() => roMap.FetchAdd64(64, 1));
+    }
+
+    [Fact]
+    public async Task Fetch_add_is_atomic_across_threads_wraps_and_persists()
+    {
+        using var file = new TempFile(8192);
+        using var source = file.OpenSource();
+        using var map = Pmem2Map.Create(T.Config(), source);
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
+        {
+            for (var i = 0; i < 2000; i++)
+            {
+                map.FetchAdd64(128, 1);
+            }
+        })));
+        Assert.Equal(8000, map.AtomicLoad64(128));
+        Assert.Equal(8000, map.FetchAdd64(128, -8001));
+        Assert.Equal(-1, BitConverter.ToInt64(File.ReadAllBytes(file.Path), 128)); // persisted in the file
+        map.AtomicStore64(136, long.MaxValue);
+        Assert.Equal(long.MaxValue, map.FetchAdd64(136, 1));
+        Assert.Equal(long.MinValue, map.AtomicLoad64(136)); // wraps
+        Assert.Throws<ArgumentException>(() => map.FetchAdd64(130, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => map.FetchAdd64(8192, 1));
     }
 }

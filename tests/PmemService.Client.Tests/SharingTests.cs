@@ -434,6 +434,14 @@ public sealed class SharingTests
         Assert.Equal(PmemCtl.ExitCodes.InvalidArgument, misaligned.Code);
         Assert.Contains("ATOMIC_MISALIGNED", misaligned.Err, StringComparison.Ordinal);
 
+        var visible = await Run("write", $"{name}@256", "--hex", "0102", "--visibility");
+        visible.AssertOk();
+        using (var json = JsonDocument.Parse(visible.Out))
+        {
+            Assert.False(json.RootElement.GetProperty("persisted").GetBoolean());
+            Assert.Equal("Visibility", json.RootElement.GetProperty("flushType").GetString());
+        }
+
         var watch = await Run("watch", name, "--from-history", "-n", "3");
         watch.AssertOk();
         var lines = watch.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);

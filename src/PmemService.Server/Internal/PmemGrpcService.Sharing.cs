@@ -77,7 +77,7 @@ internal sealed partial class PmemGrpcService
 
     /// <summary>
     /// One persistent 8-byte atomic on the shared mapping: alignment, range, sticky persist failure and file
-    /// checks first, then the CPU atomic and the persist of its 8 bytes (Pmem2Map.Atomic), then the watch event.
+    /// checks (in Acquire) first, then the CPU atomic and the persist of its 8 bytes (Pmem2Map.Atomic), then the watch event.
     /// </summary>
     private long Atomic(string name, ulong offset, RegionCaller caller, string operation, WatchEventKind kind, long a, long b, Func<Pmem2Map, ulong, long, long, long> op)
     {
@@ -90,7 +90,11 @@ internal sealed partial class PmemGrpcService
 
         RegionRange.Check(lease.Name, lease.Size, offset, sizeof(long));
         ThrowIfPersistFailed(lease, operation);
-        lease.ThrowIfDeleted(); // a store into a truncated file would be SIGBUS
+        if (lease.Region.Deleted)
+        {
+            // (Acquire already checked the file itself: fstat of the mapped descriptor and of the name, as for WriteRegion.)
+            throw PmemServiceException.Deleted(lease.Name);
+        }
         var start = Stopwatch.GetTimestamp();
         long result;
         try
