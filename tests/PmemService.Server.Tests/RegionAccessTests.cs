@@ -151,6 +151,16 @@ public sealed class RegionAccessTests : IDisposable
         yield return ("StreamWriteRegion", AccessNeeded.Write, async () => await StreamWriteAsync(client, name, Enumerable.Repeat((byte)0xDD, 16).ToArray()));
         yield return ("PersistRegion", AccessNeeded.Write, async () => await client.PersistRegionAsync(new PersistRegionRequest { Name = name }));
         yield return ("SetRegionContent", AccessNeeded.Write, async () => await client.SetRegionContentAsync(new SetRegionContentRequest { Name = name, ContentLength = 1, ContentCrc64 = "0x1" }));
+        yield return ("AtomicWrite", AccessNeeded.Write, async () => await client.AtomicWriteAsync(new AtomicWriteRequest { Name = name, Offset = 0, Value = -1 }));
+        yield return ("CompareAndSwap", AccessNeeded.Write, async () => await client.CompareAndSwapAsync(new CompareAndSwapRequest { Name = name, Offset = 8, Expected = 0, Desired = -1 }));
+        yield return ("FetchAdd", AccessNeeded.Write, async () => await client.FetchAddAsync(new FetchAddRequest { Name = name, Offset = 16, Delta = 1 }));
+        yield return ("GetUpload", AccessNeeded.Read, async () => await client.GetUploadAsync(new GetUploadRequest { Name = name, UploadId = "u1" }));
+        yield return ("WatchRegion", AccessNeeded.Read, async () =>
+        {
+            // A refusal ends the call with its status; an accepted watch would wait for events until the deadline.
+            using var watch = client.WatchRegion(new WatchRegionRequest { Name = name }, deadline: DateTime.UtcNow.AddSeconds(10));
+            await watch.ResponseStream.MoveNext(CancellationToken.None);
+        });
         yield return ("GetRegionAccess", AccessNeeded.Admin, async () => await client.GetRegionAccessAsync(new GetRegionAccessRequest { Name = name }));
         yield return ("SetRegionAccess", AccessNeeded.Admin, async () => await client.SetRegionAccessAsync(new SetRegionAccessRequest { Name = name }));
         yield return ("DeleteRegion", AccessNeeded.Admin, async () => await client.DeleteRegionAsync(new DeleteRegionRequest { Name = name, Force = true }));
