@@ -34,26 +34,8 @@ public sealed class RegionAccessUnixTests
         return (uint.Parse(u.Output.Trim(), CultureInfo.InvariantCulture), uint.Parse(g.Output.Trim(), CultureInfo.InvariantCulture));
     }
 
-    private static async Task<(int Code, string Output)> RunAsync((uint Uid, uint Gid)? user, string program, params string[] args)
-    {
-        var psi = user is { } u
-            ? new ProcessStartInfo("setpriv") { ArgumentList = { $"--reuid={u.Uid}", $"--regid={u.Gid}", "--clear-groups", "--", program } }
-            : new ProcessStartInfo(program);
-        psi.RedirectStandardOutput = true;
-        psi.RedirectStandardError = true;
-        psi.UseShellExecute = false;
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout + await stderr);
-    }
+    private static Task<(int Code, string Output)> RunAsync((uint Uid, uint Gid)? user, string program, params string[] args) =>
+        RunProcessAsync(user, program, args);
 
     /// <summary>A gRPC call over the Unix socket with curl as <paramref name="user"/>: one frame per message (a client stream when several).</summary>
     private static async Task<Answer> CallAsync((uint Uid, uint Gid) user, string socket, string method, params IMessage[] messages)

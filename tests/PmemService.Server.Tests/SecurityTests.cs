@@ -281,23 +281,9 @@ public sealed class SecurityTests
 
     /// <summary>Runs <paramref name="program"/> as <see cref="OtherUser"/> (setpriv: real and effective ids, no supplementary groups).</summary>
     private static Task<(int Code, string Output)> RunAsOtherAsync((uint Uid, uint Gid) other, string program, params string[] args) =>
-        RunAsync("setpriv", [$"--reuid={other.Uid}", $"--regid={other.Gid}", "--clear-groups", "--", program, .. args]);
+        RunProcessAsync(other, program, args);
 
-    private static async Task<(int Code, string Output)> RunAsync(string program, string[] args)
-    {
-        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout + await stderr);
-    }
+    private static Task<(int Code, string Output)> RunAsync(string program, string[] args) => RunProcessAsync(null, program, args);
 
     /// <summary>A gRPC call (empty request message) over the Unix socket with curl, as the other user; returns curl's exit code and the response headers and trailers.</summary>
     private static Task<(int Code, string Output)> CurlGrpcAsOtherAsync((uint Uid, uint Gid) other, string socket, string method) =>

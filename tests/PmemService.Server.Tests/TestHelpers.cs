@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Google.Rpc;
 using Grpc.Core;
 using PmemService.Contracts.V1;
@@ -54,5 +55,28 @@ internal static class TestHelpers
         process.WaitForExit();
         Assert.Equal(0, process.ExitCode);
         return long.Parse(output[0], System.Globalization.CultureInfo.InvariantCulture) * long.Parse(output[1], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Runs <paramref name="program"/> (optionally as another user through <c>setpriv</c>: real and
+    /// effective ids, no supplementary groups) and returns its exit code and stdout + stderr (at most 60 s).</summary>
+    public static async Task<(int Code, string Output)> RunProcessAsync((uint Uid, uint Gid)? user, string program, params string[] args)
+    {
+        var psi = user is { } u
+            ? new ProcessStartInfo("setpriv") { ArgumentList = { $"--reuid={u.Uid}", $"--regid={u.Gid}", "--clear-groups", "--", program } }
+            : new ProcessStartInfo(program);
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        psi.UseShellExecute = false;
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
     }
 }
