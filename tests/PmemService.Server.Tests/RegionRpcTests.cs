@@ -450,8 +450,11 @@ public sealed class RegionRpcTests : IClassFixture<SharedServerFixture>
         await AssertError(async () =>
         {
             using var call = client.StreamWriteRegion();
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(1, 2) });
-            await call.RequestStream.CompleteAsync();
+            await SendAsync(call, async () =>
+            {
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(1, 2) });
+                await call.RequestStream.CompleteAsync();
+            });
             await call;
         }, StatusCode.InvalidArgument, "MISSING_STREAM_HEADER");
 
@@ -467,16 +470,22 @@ public sealed class RegionRpcTests : IClassFixture<SharedServerFixture>
         await AssertError(async () =>
         {
             using var call = client.StreamWriteRegion();
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 60000, TotalLength = 10000 } });
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(1000, 1)) });
-            await call.RequestStream.CompleteAsync();
+            await SendAsync(call, async () =>
+            {
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 60000, TotalLength = 10000 } });
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(1000, 1)) });
+                await call.RequestStream.CompleteAsync();
+            });
             await call;
         }, StatusCode.OutOfRange, "RANGE_OUT_OF_BOUNDS");
         await AssertError(async () =>
         {
             using var call = client.StreamWriteRegion();
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 100, TotalLength = ulong.MaxValue - 50 } });
-            await call.RequestStream.CompleteAsync();
+            await SendAsync(call, async () =>
+            {
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 100, TotalLength = ulong.MaxValue - 50 } });
+                await call.RequestStream.CompleteAsync();
+            });
             await call;
         }, StatusCode.OutOfRange, "RANGE_OVERFLOW");
         var untouched = await client.ReadRegionAsync(new ReadRegionRequest { Name = name, Offset = 60000, Length = 1000 });
@@ -486,10 +495,13 @@ public sealed class RegionRpcTests : IClassFixture<SharedServerFixture>
         var (exception, _, info) = await AssertError(async () =>
         {
             using var call = client.StreamWriteRegion();
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 60000 } });
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(4000, 2)) });
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(4000, 3)) });
-            await call.RequestStream.CompleteAsync();
+            await SendAsync(call, async () =>
+            {
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 60000 } });
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(4000, 2)) });
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(4000, 3)) });
+                await call.RequestStream.CompleteAsync();
+            });
             await call;
         }, StatusCode.OutOfRange, "RANGE_OUT_OF_BOUNDS");
         Assert.Equal("64000", info.Metadata["persisted_offset"]);
@@ -502,10 +514,13 @@ public sealed class RegionRpcTests : IClassFixture<SharedServerFixture>
         (_, _, info) = await AssertError(async () =>
         {
             using var call = client.StreamWriteRegion();
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name } });
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(100, 4)) });
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name } });
-            await call.RequestStream.CompleteAsync();
+            await SendAsync(call, async () =>
+            {
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name } });
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(100, 4)) });
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name } });
+                await call.RequestStream.CompleteAsync();
+            });
             await call;
         }, StatusCode.InvalidArgument, "UNEXPECTED_STREAM_MESSAGE");
         Assert.Equal("100", info.Metadata["persisted_offset"]);
@@ -514,9 +529,12 @@ public sealed class RegionRpcTests : IClassFixture<SharedServerFixture>
         (_, _, info) = await AssertError(async () =>
         {
             using var call = client.StreamWriteRegion();
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 1000, TotalLength = 500 } });
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(200, 5)) });
-            await call.RequestStream.CompleteAsync();
+            await SendAsync(call, async () =>
+            {
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 1000, TotalLength = 500 } });
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(200, 5)) });
+                await call.RequestStream.CompleteAsync();
+            });
             await call;
         }, StatusCode.InvalidArgument, "STREAM_LENGTH_MISMATCH");
         Assert.Equal("1200", info.Metadata["persisted_offset"]);
@@ -525,9 +543,12 @@ public sealed class RegionRpcTests : IClassFixture<SharedServerFixture>
         await AssertError(async () =>
         {
             using var call = client.StreamWriteRegion();
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 1000, TotalLength = 100 } });
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(200, 5)) });
-            await call.RequestStream.CompleteAsync();
+            await SendAsync(call, async () =>
+            {
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = 1000, TotalLength = 100 } });
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Data = ByteString.CopyFrom(Pattern(200, 5)) });
+                await call.RequestStream.CompleteAsync();
+            });
             await call;
         }, StatusCode.OutOfRange, "RANGE_OUT_OF_BOUNDS");
 
@@ -536,8 +557,11 @@ public sealed class RegionRpcTests : IClassFixture<SharedServerFixture>
         await AssertError(async () =>
         {
             using var call = client.StreamWriteRegion();
-            await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = other } });
-            await call.RequestStream.CompleteAsync();
+            await SendAsync(call, async () =>
+            {
+                await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = other } });
+                await call.RequestStream.CompleteAsync();
+            });
             await call;
         }, StatusCode.NotFound, "REGION_NOT_FOUND");
     }
