@@ -165,33 +165,20 @@ internal sealed class RegionLifecycle
             owner = acl?.Owner;
         }
 
-        RegionMapping? current;
-        lock (region)
+        // Mapped → Mapped only while the directory entry is still the file that is mapped.
+        if (MappingMatching(region, status) is { } current)
         {
-            current = region.State == RegionState.Mapped ? region.Mapping : null;
-        }
-
-        if (current is not null)
-        {
-            // Mapped → Mapped only while the directory entry is still the file that is mapped.
-            if (current.CheckFile(status) is { } why)
+            var existingSize = (ulong)status!.Value.Size;
+            CheckSize(name, size, existingSize);
+            if (!GranularityConvert.Satisfies(current.Effective, required))
             {
-                Fail(region, current, why);
+                throw GranularityError(name, current.Effective, required, null);
             }
-            else
-            {
-                var existingSize = (ulong)status!.Value.Size;
-                CheckSize(name, size, existingSize);
-                if (!GranularityConvert.Satisfies(current.Effective, required))
-                {
-                    throw GranularityError(name, current.Effective, required, null);
-                }
 
-                lock (region)
-                {
-                    region.References++;
-                    return WithAccess(Info(region, existingSize, created: false), caller, acl);
-                }
+            lock (region)
+            {
+                region.References++;
+                return WithAccess(Info(region, existingSize, created: false), caller, acl);
             }
         }
 
@@ -431,16 +418,7 @@ internal sealed class RegionLifecycle
     private async Task<uint> UnmapAsync(Region region, CancellationToken cancellationToken)
     {
         var name = region.Name;
-        RegionMapping? mapping;
-        lock (region)
-        {
-            mapping = region.State == RegionState.Mapped ? region.Mapping : null;
-        }
-
-        if (mapping is not null && mapping.CheckFile(_pool.Stat(name)) is { } why)
-        {
-            Fail(region, mapping, why);
-        }
+        var mapping = MappingMatching(region, () => _pool.Stat(name)); // a mapping whose file changed fails first (Mapped → Failed)
 
         lock (region)
         {
@@ -574,17 +552,7 @@ internal sealed class RegionLifecycle
     {
         var name = region.Name;
         var status = _pool.Stat(name);
-        RegionMapping? mapping;
-        lock (region)
-        {
-            mapping = region.State == RegionState.Mapped ? region.Mapping : null;
-        }
-
-        if (mapping is not null && mapping.CheckFile(status) is { } why)
-        {
-            Fail(region, mapping, why);
-            mapping = null;
-        }
+        var mapping = MappingMatching(region, status);
 
         status = PoolDirectory.RequireRegular(name, status);
 
@@ -765,6 +733,32 @@ internal sealed class RegionLifecycle
         return info;
     }
 
+    /// <summary>
+    /// The region's live mapping while its directory entry is still the mapped file (<see cref="RegionMapping.CheckFile"/>);
+    /// a mapping whose file changed is retired here (Mapped → Failed) and null is returned, as for an unmapped region.
+    /// </summary>
+    private RegionMapping? MappingMatching(Region region, Pmem2FileStatus? status) => MappingMatching(region, () => status);
+
+    /// <inheritdoc cref="MappingMatching(Region, Pmem2FileStatus?)"/>
+    /// <param name="region">The region.</param>
+    /// <param name="status">Stats the directory entry; called only when the region is mapped.</param>
+    private RegionMapping? MappingMatching(Region region, Func<Pmem2FileStatus?> status)
+    {
+        RegionMapping? mapping;
+        lock (region)
+        {
+            mapping = region.State == RegionState.Mapped ? region.Mapping : null;
+        }
+
+        if (mapping is not null && mapping.CheckFile(status()) is { } why)
+        {
+            Fail(region, mapping, why);
+            return null;
+        }
+
+        return mapping;
+    }
+
     // ---- Get / List ------------------------------------------------------------------------------
 
     /// <summary>Info of a region whose directory entry is <paramref name="status"/>; a mapped region whose
@@ -773,26 +767,13 @@ internal sealed class RegionLifecycle
     {
         if (_entries.TryGetValue(name, out var region))
         {
-            RegionMapping? mapping;
-            lock (region)
+            if (MappingMatching(region, status) is { } mapping)
             {
-                mapping = region.State == RegionState.Mapped ? region.Mapping : null;
-            }
-
-            if (mapping is not null)
-            {
-                if (mapping.CheckFile(status) is { } why)
+                lock (region)
                 {
-                    Fail(region, mapping, why);
-                }
-                else
-                {
-                    lock (region)
+                    if (ReferenceEquals(region.Mapping, mapping))
                     {
-                        if (ReferenceEquals(region.Mapping, mapping))
-                        {
-                            return Info(region, (ulong)status.Size, created: false);
-                        }
+                        return Info(region, (ulong)status.Size, created: false);
                     }
                 }
             }
