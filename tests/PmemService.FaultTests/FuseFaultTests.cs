@@ -86,7 +86,7 @@ public sealed class FuseFaultTests(FuseServiceFixture fixture) : IClassFixture<F
         var (error, info) = await TestSupport.AssertError(async () =>
         {
             using var call = Client.StreamWriteRegion();
-            try
+            await ClientStreams.SendAsync(call, async () => // the server answers DATA_LOSS while chunks are still being sent
             {
                 await call.RequestStream.WriteAsync(new StreamWriteRegionRequest { Header = new StreamWriteHeader { Name = name, Offset = start, TotalLength = (ulong)body.Length } });
                 for (var i = 0; i < body.Length; i += 64 << 10)
@@ -95,13 +95,7 @@ public sealed class FuseFaultTests(FuseServiceFixture fixture) : IClassFixture<F
                 }
 
                 await call.RequestStream.CompleteAsync();
-            }
-            catch (Exception e) when (e is InvalidOperationException or RpcException { StatusCode: StatusCode.Cancelled })
-            {
-                // The server answered (DATA_LOSS) while chunks were still being sent: a write racing that
-                // answer fails as CANCELLED or "call is complete"; the call's status is the server's.
-            }
-
+            });
             await call;
         }, StatusCode.DataLoss, "IO_ERROR");
         Assert.True(fixture.Fs.FailedCount("write") > 0, "the write-back reached faultfs and failed there");

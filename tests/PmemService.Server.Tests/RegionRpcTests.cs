@@ -3,6 +3,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using PmemService.Contracts.V1;
 using static PmemService.Server.Tests.TestHelpers;
+using static PmemTests.Shared.ClientStreams;
 
 namespace PmemService.Server.Tests;
 

@@ -79,22 +79,4 @@ internal static class TestHelpers
         await process.WaitForExitAsync(timeout.Token);
         return (process.ExitCode, await stdout + await stderr);
     }
-
-    /// <summary>
-    /// Sends a client stream's messages (<paramref name="send"/>, ending with CompleteAsync) for a call that may be
-    /// answered early: when the server ends the call while messages are still being sent, a write races that answer and
-    /// fails as CANCELLED (the HTTP/2 stream was reset under it) or "the call is complete"; the caller then awaits the
-    /// call, whose status is the server's.
-    /// </summary>
-    public static async Task SendAsync<TRequest, TResponse>(AsyncClientStreamingCall<TRequest, TResponse> call, Func<Task> send)
-    {
-        ArgumentNullException.ThrowIfNull(call);
-        try
-        {
-            await send();
-        }
-        catch (Exception e) when (e is InvalidOperationException or RpcException { StatusCode: StatusCode.Cancelled })
-        {
-        }
-    }
 }
