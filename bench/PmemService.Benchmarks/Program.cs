@@ -22,6 +22,12 @@ if (args.Length >= 1 && args[0] == "overhead")
     return await Overhead.RunAsync(args);
 }
 
+// "cas-vs-write [REPS] [MS]": issue 14's goal, CompareAndSwap against WriteRegion 4 KiB, alternated call by call.
+if (args.Length >= 1 && args[0] == "cas-vs-write")
+{
+    return await CasVersusWrite.RunAsync(args);
+}
+
 var quick = args.Contains("--quick");
 var reps = IntArg("--reps", quick ? 3 : 5);
 var chartsDir = StringArg("--charts", null);
