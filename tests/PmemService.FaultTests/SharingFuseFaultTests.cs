@@ -300,6 +300,55 @@ public sealed class SharingFuseFaultTests(FuseServiceFixture fixture) : IClassFi
         await Client.UnmapRegionAsync(new UnmapRegionRequest { Name = name });
     }
 
+    /// <summary>
+    /// The record is fsynced on the mapped descriptor. When that fsync is the one the kernel tells about a
+    /// failed write-back of the mapping (here: bytes of a VISIBILITY write), the error is reported to that
+    /// descriptor once: the mapping must take it as its own persist failure, or a later PersistRegion's
+    /// msync returns 0 and answers OK for bytes that never reached storage.
+    /// </summary>
+    [FuseFact]
+    public async Task AnUploadRecordsFsyncThatSeesAFailedWriteBackFailsTheMapping()
+    {
+        var name = await CreateRegionAsync("upload-fsync");
+        var visible = TestSupport.Pattern(8192, 45);
+        const ulong VisibleAt = 1 << 20;
+        var written = await Client.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = VisibleAt, Data = ByteString.CopyFrom(visible), FlushType = FlushType.Visibility });
+        Assert.False(written.Persisted);
+
+        var failedBefore = fixture.Fs.FailedCount("write");
+        fixture.Fs.Fail("write", "EIO", glob: $"pool/{name}");
+        try
+        {
+            // The stream's first record (fsetxattr + fsync of the mapped descriptor) writes the dirty page back.
+            var (_, info) = await TestSupport.AssertError(async () => await UploadAsync(name, "fsync-upload", 0, TestSupport.Pattern(4096, 46)),
+                StatusCode.DataLoss, "IO_ERROR");
+            Assert.Equal("0", info.Metadata["persisted_offset"]);
+            Assert.True(fixture.Fs.FailedCount("write") > failedBefore, "the write-back reached faultfs and failed there");
+        }
+        finally
+        {
+            fixture.Fs.Clear();
+        }
+
+        // Storage is healthy again: persisting the VISIBILITY bytes must not answer OK (they are lost).
+        await TestSupport.AssertError(async () => await Client.PersistRegionAsync(new PersistRegionRequest { Name = name, Offset = VisibleAt, Length = (ulong)visible.Length }),
+            StatusCode.DataLoss, "IO_ERROR");
+        await TestSupport.AssertError(async () => await Client.FetchAddAsync(new FetchAddRequest { Name = name, Offset = 0, Delta = 1 }),
+            StatusCode.DataLoss, "IO_ERROR");
+        Assert.NotEqual(visible, Stored(name, (long)VisibleAt, visible.Length));
+
+        // The record, if the start record's attribute landed, claims nothing beyond the stream's start.
+        try
+        {
+            Assert.Equal((0UL, 0UL), Offsets(await GetUploadAsync(name, "fsync-upload")));
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+        {
+        }
+
+        await UnmapIgnoringStatusAsync(name);
+    }
+
     private async Task<string> CreateRegionAsync(string prefix)
     {
         var name = $"{prefix}-{Guid.NewGuid():N}"[..24];
