@@ -25,6 +25,34 @@ public static partial class Pmem2FileAttributes
     /// <exception cref="Pmem2Exception">"fsetxattr: ..." or "fsync: ..." with the negated errno (EOPNOTSUPP, ENOSPC, EDQUOT, ...).</exception>
     public static void Set(SafeFileHandle handle, string name, ReadOnlySpan<byte> value)
     {
+        SetUnsynced(handle, name, value);
+        Sync(handle);
+    }
+
+    /// <summary>
+    /// Sets attribute <paramref name="name"/> on <paramref name="handle"/>, a descriptor of the file
+    /// <paramref name="mappedBy"/> maps (typically the one the map was made from), and fsyncs it as a
+    /// persist of that map. Linux reports a failed write-back of a file's pages once per open file
+    /// description (errseq), and an fsync writes back every dirty page of the file, the map's included:
+    /// an fsync of the descriptor behind the mapping that is told about a failed write-back consumes the
+    /// error the map's next msync would have seen, and that msync would then return 0 for bytes that never
+    /// reached storage. So this fsync follows the map's sticky-error rules (<see cref="Pmem2Map.PersistFailure"/>):
+    /// refused before the attribute is changed once a persist of the map failed, counted with the map's
+    /// running msyncs (an msync that overlapped a failing fsync does not report success), and its failure
+    /// becomes the map's persist failure.
+    /// </summary>
+    /// <exception cref="Pmem2Exception">"fsetxattr: ..." with the negated errno (not a persist failure: the map is
+    /// unaffected), or the fsync's error (or the map's earlier one) with <see cref="Pmem2Exception.IsPersistFailure"/>.</exception>
+    public static void Set(SafeFileHandle handle, string name, ReadOnlySpan<byte> value, Pmem2Map mappedBy)
+    {
+        ArgumentNullException.ThrowIfNull(mappedBy);
+        mappedBy.ThrowIfPersistFailed();
+        SetUnsynced(handle, name, value);
+        mappedBy.SyncFileSticky(handle);
+    }
+
+    private static void SetUnsynced(SafeFileHandle handle, string name, ReadOnlySpan<byte> value)
+    {
         ArgumentNullException.ThrowIfNull(handle);
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(value.Length, MaxValueSize);
@@ -34,7 +62,6 @@ public static partial class Pmem2FileAttributes
         {
             if (Native.fsetxattr(handle, name, value, (nuint)value.Length, 0) == 0)
             {
-                Sync(handle);
                 return;
             }
 

@@ -116,6 +116,37 @@ public class StickyPersistTests
         Assert.Equal(0x66, map.GetSpan(8192, 1)[0]);
     }
 
+    /// <summary>
+    /// Setting an attribute through the map (<see cref="Pmem2FileAttributes.Set(Microsoft.Win32.SafeHandles.SafeFileHandle, string, ReadOnlySpan{byte}, Pmem2Map)"/>)
+    /// makes its fsync a persist of that map: a failed fsync fails the map (sticky, like a failed msync), and a
+    /// failed map refuses the next attribute before changing it. The real kernel EIO (an fsync of the mapped
+    /// descriptor told about a failed write-back) is FaultTests' SharingFuseFaultTests.AnUploadRecordsFsyncThatSeesAFailedWriteBackFailsTheMapping.
+    /// </summary>
+    [Fact]
+    public void AnAttributeFsyncThroughTheMapIsAPersistOfTheMap()
+    {
+        using var file = new TempFile(64 << 10);
+        using var handle = file.OpenHandle();
+        using var src = Pmem2Source.FromHandle(handle);
+        using var map = Pmem2Map.Create(T.Config(Pmem2Granularity.Page), src);
+        Pmem2FileAttributes.Set(handle, "user.pmem.test", "a"u8, map);
+        Assert.False(map.IsPersistFailed);
+
+        var fail = 1;
+        map.MsyncFaultForTesting = () => Interlocked.Exchange(ref fail, 0) == 1 ? EIO : 0;
+        var failed = Assert.Throws<Pmem2Exception>(() => Pmem2FileAttributes.Set(handle, "user.pmem.test", "b"u8, map));
+        Assert.Equal(EIO, failed.Errno);
+        Assert.True(failed.IsPersistFailure);
+        Assert.Same(failed, map.PersistFailure);
+
+        // Sticky: the next persist and the next attribute through the map are refused (the attribute unchanged).
+        Assert.Equal(EIO, Assert.Throws<Pmem2Exception>(() => map.Persist(0, 4096)).Errno);
+        var refused = Assert.Throws<Pmem2Exception>(() => Pmem2FileAttributes.Set(handle, "user.pmem.test", "c"u8, map));
+        Assert.True(refused.IsPersistFailure);
+        Assert.Same(failed, refused.InnerException);
+        Assert.Equal("b"u8.ToArray(), Pmem2FileAttributes.Get(handle, "user.pmem.test"));
+    }
+
     [Fact]
     public void TheErrorIsPerMappingAndKeepsItsErrno()
     {

@@ -11,6 +11,10 @@ namespace PmemService.FaultTests;
 /// </summary>
 public sealed class FuseServiceFixture : IAsyncLifetime
 {
+    /// <summary>PmemService:UploadCheckpointBytes of the service (default 64 MiB): small, so an upload stream
+    /// persists and records its progress every 256 KiB (SharingFuseFaultTests).</summary>
+    public const int UploadCheckpointBytes = 256 << 10;
+
     public FaultFs Fs { get; private set; } = null!;
 
     public ServiceProcess Service { get; private set; } = null!;
@@ -28,7 +32,8 @@ public sealed class FuseServiceFixture : IAsyncLifetime
 
         Fs = FaultFs.Mount();
         SocketDir = TestSupport.NewTempDir("/tmp", "pmemfault");
-        Service = new ServiceProcess(Path.Combine(Fs.MountPoint, "pool"), Path.Combine(SocketDir, "pmem.sock"));
+        Service = new ServiceProcess(Path.Combine(Fs.MountPoint, "pool"), Path.Combine(SocketDir, "pmem.sock"),
+            environment: new Dictionary<string, string> { ["PmemService__UploadCheckpointBytes"] = UploadCheckpointBytes.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         await Service.StartAsync(TimeSpan.FromSeconds(60));
     }
 

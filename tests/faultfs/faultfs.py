@@ -30,7 +30,7 @@ import fusepy
 
 # Operations a rule can name. "*" matches every one of them.
 FAULT_OPS = ("write", "fsync", "fsyncdir", "flush", "fallocate", "create", "truncate",
-             "rename", "unlink", "open", "read", "mknod")
+             "rename", "unlink", "open", "read", "mknod", "setxattr", "removexattr")
 
 
 class _OpsWithFallocate(ctypes.Structure):
@@ -259,16 +259,19 @@ class FaultFs(fusepy.Operations):
     # Extended attributes pass through to the backing file: the service keeps region metadata in
     # user.pmem.* (the owner and access list are set on every create, so without these every create
     # on the mount would fail with EOPNOTSUPP). fusepy turns an OSError into -errno (ENODATA included).
+    # Changes (setxattr, removexattr) fail on command like the data operations; reads never do.
     def getxattr(self, path, name, position=0):
         return os.getxattr(self._full(path), name, follow_symlinks=False)
 
     def setxattr(self, path, name, value, options, position=0):
+        self.faults.check("setxattr", path)
         os.setxattr(self._full(path), name, value, options, follow_symlinks=False)
 
     def listxattr(self, path):
         return os.listxattr(self._full(path), follow_symlinks=False)
 
     def removexattr(self, path, name):
+        self.faults.check("removexattr", path)
         os.removexattr(self._full(path), name, follow_symlinks=False)
 
 

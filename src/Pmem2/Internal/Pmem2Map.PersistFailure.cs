@@ -1,6 +1,9 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using Pmem2.Internal;
+using Pmem2.Internal.Interop;
 
 namespace Pmem2;
 
@@ -74,7 +77,7 @@ public sealed unsafe partial class Pmem2Map
 
     /// <summary>Throws the sticky error when a persist of this map has failed before.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void ThrowIfPersistFailed()
+    internal void ThrowIfPersistFailed()
     {
         var failure = Volatile.Read(ref _persistFailure);
         if (failure is not null)
@@ -241,6 +244,46 @@ public sealed unsafe partial class Pmem2Map
     }
 
     private static void FlushFileBuffersStep(Pmem2Map map, void* addr, nuint len) => Persistence.FlushFileBuffers(addr, len);
+
+    /// <summary>
+    /// fsync of <paramref name="file"/>, a descriptor of the mapped file, as a persist of the whole map under
+    /// the sticky-error rules (see <see cref="Pmem2FileAttributes.Set(SafeFileHandle, string, ReadOnlySpan{byte}, Pmem2Map)"/>
+    /// for why): refused after a failure, counted with the running msyncs, a failure recorded as the map's.
+    /// </summary>
+    internal void SyncFileSticky(SafeFileHandle file)
+    {
+        var added = false;
+        file.DangerousAddRef(ref added);
+        try
+        {
+            // The steps take (address, length); this one gets the descriptor number as its "address".
+            PersistThroughMsync((void*)file.DangerousGetHandle(), 0, &FsyncStep);
+        }
+        finally
+        {
+            if (added)
+            {
+                file.DangerousRelease();
+            }
+        }
+    }
+
+    private static void FsyncStep(Pmem2Map map, void* fd, nuint len)
+    {
+        using var handle = new SafeFileHandle((nint)fd, ownsHandle: false);
+        int errno;
+        do
+        {
+            if (LibC.fsync(handle) == 0)
+            {
+                return;
+            }
+
+            errno = Marshal.GetLastPInvokeError();
+        }
+        while (errno == LibC.EINTR);
+        Errors.ThrowErrno(errno, "fsync");
+    }
 
     /// <summary>PAGE persist (msync of the page-aligned range) with sticky errors.</summary>
     private void PersistPagesSticky(void* addr, nuint len) => PersistThroughMsync(addr, len, &MsyncPagesStep);

@@ -258,7 +258,22 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
         {
             // Known to the server before the first byte: GetUpload answers from here on (FAILED_PRECONDITION
             // now, before anything is copied, when the pool cannot keep records).
-            upload = _regions.Uploads.Record(lease.Name, lease.Mapping.File, uploadId, start, start);
+            try
+            {
+                upload = _regions.Uploads.Record(lease.Name, lease.Mapping.File, uploadId, start, start, lease.Map);
+            }
+            catch (Exception e) when (e is Pmem2Exception or IOException)
+            {
+                // The record could not be written (fsetxattr failed), or its fsync of the mapped descriptor was told
+                // about a failed write-back of the mapping, which is then failed (sticky) like a failed msync.
+                PmemLog.UploadRecordFailed(_logger, lease.Name, uploadId, start, e);
+                var error = e is Pmem2Exception { IsPersistFailure: true } failed
+                    ? PersistFailed(lease, "StreamWriteRegion", failed)
+                    : ErrorMapping.Map(e).With("region", lease.Name);
+                error.PersistedOffset = start;
+                error.BytesPersisted = 0;
+                throw error;
+            }
         }
 
         // Zero-copy: from here on the request stream's deserializer copies each chunk's data field from
@@ -288,7 +303,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
 
             try
             {
-                upload = _regions.Uploads.Record(lease.Name, lease.Mapping.File, uploadId, start, persistedEnd);
+                upload = _regions.Uploads.Record(lease.Name, lease.Mapping.File, uploadId, start, persistedEnd, lease.Map);
                 PmemLog.UploadRecorded(_logger, lease.Name, uploadId, persistedEnd);
             }
             catch (Exception e) when (!throwOnRecordFailure && e is PmemServiceException or Pmem2Exception or IOException)

@@ -71,8 +71,12 @@ internal sealed class RegionUploads
     /// Records that the stream of upload <paramref name="id"/> that started at <paramref name="streamStart"/>
     /// has its bytes persistent up to <paramref name="persistedEnd"/>. A stream continuing the upload (starting
     /// inside [start, persisted] of the record) extends it; one starting elsewhere replaces it.
+    /// When <paramref name="file"/> is the descriptor <paramref name="mappedBy"/> was made from, pass the map: the
+    /// record's fsync then counts as a persist of that map (a write-back error it is told about fails the map,
+    /// sticky, instead of being consumed here and hidden from the map's next msync: a Pmem2Exception with
+    /// IsPersistFailure), and a map whose persist failed refuses the record.
     /// </summary>
-    public UploadInfo Record(string name, SafeFileHandle file, string id, ulong streamStart, ulong persistedEnd)
+    public UploadInfo Record(string name, SafeFileHandle file, string id, ulong streamStart, ulong persistedEnd, Pmem2Map? mappedBy = null)
     {
         try
         {
@@ -93,7 +97,15 @@ internal sealed class RegionUploads
 
                 records.Add(record);
                 var kept = records.OrderByDescending(r => r.UpdatedUnixMs).Take(_maxRecords).ToList();
-                Pmem2FileAttributes.Set(file, AttributeName, Encoding.ASCII.GetBytes(Format(kept)));
+                var value = Encoding.ASCII.GetBytes(Format(kept));
+                if (mappedBy is null)
+                {
+                    Pmem2FileAttributes.Set(file, AttributeName, value);
+                }
+                else
+                {
+                    Pmem2FileAttributes.Set(file, AttributeName, value, mappedBy);
+                }
                 return record;
             }
         }
