@@ -10,9 +10,14 @@ namespace Pmem2.Benchmarks;
 /// far more robust than comparing two separately measured means, because both sides see the same
 /// load at nearly the same moment. Prints Markdown. Usage: paired [rounds] [results.csv] [row filter ...]:
 /// with a CSV path (an argument ending in .csv) it also writes every row there
-/// (size_bytes,op,medium,granularity,ours_ns,native_ns,ratio), the input of bench/Pmem2.Charts; a row
-/// filter is size:op:medium:granularity with * for any field and sizes without spaces, e.g.
+/// (size_bytes,op,medium,granularity,ours_ns,native_ns,ratio, the input of bench/Pmem2.Charts, then
+/// ci_low,ci_high,rounds_slower,rounds_faster,p_slower,round_ratios); a row filter is
+/// size:op:medium:granularity with * for any field and sizes without spaces, e.g.
 /// <c>paired 24 64KiB:MemsetDefault:Shm:CacheLine 16MiB:*:Shm:*</c> (no filter: every row).
+/// Each row also gets the sign test of its per-round ratios (<see cref="PairedStats"/>): the
+/// median's confidence interval and the one-sided p-value of "ours slower". `paired-aa` is the
+/// same harness with both sides the same function, the calibration of how far from 1.00 a row's
+/// ratio wanders by noise alone.
 /// </summary>
 internal static class Paired
 {
@@ -20,26 +25,104 @@ internal static class Paired
 
     public static int Run(string[] args)
     {
-        int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 24;
-        var csvPath = args.Skip(2).FirstOrDefault(a => a.EndsWith(".csv", StringComparison.OrdinalIgnoreCase));
-        s_filters = args.Skip(2).Where(a => !ReferenceEquals(a, csvPath)).Select(f => f.Split(':')).ToArray();
-        // Process-wide warm-up: one throw-away row, so the first printed row is not measured while
-        // shared code paths are still being tiered up.
+        int rounds = ParseArgs(args, out var csvPath);
+        WarmUpProcess(rounds);
+
+        Console.WriteLine($"Sign test per row over the {rounds} per-round ratios: the median's distribution-free CI (exact coverage {Coverage(rounds):P1}), "
+            + "the rounds in which ours was slower, and the one-sided p-value of \"ours slower than native\".");
+        Console.WriteLine();
+        Console.WriteLine("| Size | Op | Medium | Granularity | ours median | native median | paired ratio ours/native | CI of the median ratio | rounds ours slower | p (ours slower) |");
+        Console.WriteLine("|---|---|---|---|---:|---:|---:|---:|---:|---:|");
+        s_csv.Add("size_bytes,op,medium,granularity,ours_ns,native_ns,ratio,ci_low,ci_high,rounds_slower,rounds_faster,p_slower,round_ratios");
+        int above = 0, below = 0, all = 0;
+        foreach (var c in Cases())
         {
-            var w = new CopyBenchmarks { Size = 4096, Op = CopyOp.MemcpyNtNoDrain, Medium = Medium.Shm, Granularity = Gran.Page };
-            w.Setup();
+            var (native, ours, cleanup) = c.Open();
             try
             {
-                Row("-", "warm-up", Medium.Shm, Gran.Page, () => w.Native(), () => w.Ours(), rounds, print: false);
+                var (o, n) = Measure(native, ours, rounds);
+                var st = PairedStats.Summarize(o.Zip(n, (a, b) => a / b).ToList());
+                all++;
+                above += st.Low > 1 ? 1 : 0;
+                below += st.High < 1 ? 1 : 0;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {c.Size} | {c.Op} | {c.Medium} | {c.Gran} | {Fmt(Median(o))} | {Fmt(Median(n))} | **{st.Median:F2}** | {Ci(st)} | {st.Above}/{st.Above + st.Below} | {P(st.PAbove)} |"));
+                s_csv.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"{Bytes(c.Size)},{c.Op},{c.Medium},{c.Gran},{Median(o):F1},{Median(n):F1},{st.Median:F4},{st.Low:F4},{st.High:F4},{st.Above},{st.Below},{st.PAbove:G4},{Rounds(o, n)}"));
             }
             finally
             {
-                w.Cleanup();
+                cleanup();
             }
         }
 
-        Console.WriteLine("| Size | Op | Medium | Granularity | ours median | native median | paired ratio ours/native |");
-        Console.WriteLine("|---|---|---|---|---:|---:|---:|");
+        Console.WriteLine();
+        Console.WriteLine($"{all} rows: {above} with the whole CI above 1 (ours slower, significant), {below} with the whole CI below 1 (ours faster, significant).");
+        WriteCsv(csvPath);
+        return 0;
+    }
+
+    /// <summary>
+    /// `paired-aa [rounds] [results.csv] [row filter ...]`: the A/A calibration of `paired`. Every row
+    /// of `paired`, with the same warm-up, batch calibration, number of rounds and alternating order
+    /// (A, B, B, A, ...), but both sides the same function: first native against native, then ours
+    /// against ours, on the same open maps. Any distance of such a ratio from 1.00 is the harness's
+    /// own noise (load, frequency, cache and page-cache state, order); its spread per row is the floor
+    /// below which a paired ratio of that row says nothing. Same arguments as `paired`.
+    /// </summary>
+    public static int RunAa(string[] args)
+    {
+        int rounds = ParseArgs(args, out var csvPath);
+        WarmUpProcess(rounds);
+
+        Console.WriteLine($"A/A: median of the {rounds} per-round ratios A/B with A and B the same function, the median's distribution-free CI "
+            + $"(exact coverage {Coverage(rounds):P1}) and the per-round interquartile range.");
+        Console.WriteLine();
+        Console.WriteLine("| Size | Op | Medium | Granularity | native/native | CI | round IQR | ours/ours | CI | round IQR |");
+        Console.WriteLine("|---|---|---|---|---:|---:|---:|---:|---:|---:|");
+        s_csv.Add("size_bytes,op,medium,granularity,nn_ratio,nn_ci_low,nn_ci_high,nn_q1,nn_q3,nn_p_above,oo_ratio,oo_ci_low,oo_ci_high,oo_q1,oo_q3,oo_p_above,nn_round_ratios,oo_round_ratios");
+        int all = 0, nnOut = 0, ooOut = 0;
+        double nnMax = 0, ooMax = 0;
+        foreach (var c in Cases())
+        {
+            var (native, ours, cleanup) = c.Open();
+            try
+            {
+                var (n1, n2) = Measure(native, native, rounds);
+                var (o1, o2) = Measure(ours, ours, rounds);
+                var nn = PairedStats.Summarize(n1.Zip(n2, (a, b) => a / b).ToList());
+                var oo = PairedStats.Summarize(o1.Zip(o2, (a, b) => a / b).ToList());
+                all++;
+                nnOut += nn.Low > 1 || nn.High < 1 ? 1 : 0;
+                ooOut += oo.Low > 1 || oo.High < 1 ? 1 : 0;
+                nnMax = Math.Max(nnMax, Math.Abs(nn.Median - 1));
+                ooMax = Math.Max(ooMax, Math.Abs(oo.Median - 1));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {c.Size} | {c.Op} | {c.Medium} | {c.Gran} | **{nn.Median:F3}** | {Ci(nn)} | {nn.Q1:F3}-{nn.Q3:F3} | **{oo.Median:F3}** | {Ci(oo)} | {oo.Q1:F3}-{oo.Q3:F3} |"));
+                s_csv.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"{Bytes(c.Size)},{c.Op},{c.Medium},{c.Gran},{nn.Median:F4},{nn.Low:F4},{nn.High:F4},{nn.Q1:F4},{nn.Q3:F4},{nn.PAbove:G4},"
+                    + $"{oo.Median:F4},{oo.Low:F4},{oo.High:F4},{oo.Q1:F4},{oo.Q3:F4},{oo.PAbove:G4},{Rounds(n1, n2)},{Rounds(o1, o2)}"));
+            }
+            finally
+            {
+                cleanup();
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{all} rows. CI excluding 1.00 (a false 'difference' of a function from itself): native/native {nnOut}, ours/ours {ooOut} "
+            + $"(expected by chance about {all * (1 - Coverage(rounds)):F1} each). Largest |median - 1|: native/native {nnMax:F3}, ours/ours {ooMax:F3}."));
+        WriteCsv(csvPath);
+        return 0;
+    }
+
+    /// <summary>One row of the matrix: its labels and how to open its two functions (and close them).</summary>
+    private sealed record Case(string Size, string Op, Medium Medium, Gran Gran, Func<(Func<nint> Native, Func<nint> Ours, Action Cleanup)> Open);
+
+    /// <summary>The rows of `paired` in table order, filtered; the call-overhead row only when unfiltered.</summary>
+    private static IEnumerable<Case> Cases()
+    {
         foreach (var size in CopyBenchmarks.Sizes)
         {
             foreach (var op in CopyBenchmarks.Ops)
@@ -48,20 +131,14 @@ internal static class Paired
                 {
                     foreach (var gran in CopyBenchmarks.Grans)
                     {
-                        if (!Selected(Label(size), op.ToString(), medium, gran))
+                        if (Selected(Label(size), op.ToString(), medium, gran))
                         {
-                            continue;
-                        }
-
-                        var b = new CopyBenchmarks { Size = size, Op = op, Medium = medium, Granularity = gran };
-                        b.Setup();
-                        try
-                        {
-                            Row(Label(size), op.ToString(), medium, gran, () => b.Native(), () => b.Ours(), rounds);
-                        }
-                        finally
-                        {
-                            b.Cleanup();
+                            yield return new Case(Label(size), op.ToString(), medium, gran, () =>
+                            {
+                                var b = new CopyBenchmarks { Size = size, Op = op, Medium = medium, Granularity = gran };
+                                b.Setup();
+                                return (() => b.Native(), () => b.Ours(), b.Cleanup);
+                            });
                         }
                     }
                 }
@@ -74,52 +151,71 @@ internal static class Paired
             {
                 foreach (var gran in PersistBenchmarks.Grans)
                 {
-                    if (!Selected(Label(size), "Persist", medium, gran))
+                    if (Selected(Label(size), "Persist", medium, gran))
                     {
-                        continue;
-                    }
-
-                    var b = new PersistBenchmarks { Size = size, Medium = medium, Granularity = gran };
-                    b.Setup();
-                    try
-                    {
-                        Row(Label(size), "Persist", medium, gran, () => { b.Native(); return 0; }, () => { b.Ours(); return 0; }, rounds);
-                    }
-                    finally
-                    {
-                        b.Cleanup();
+                        yield return new Case(Label(size), "Persist", medium, gran, () =>
+                        {
+                            var b = new PersistBenchmarks { Size = size, Medium = medium, Granularity = gran };
+                            b.Setup();
+                            return (() => { b.Native(); return 0; }, () => { b.Ours(); return 0; }, b.Cleanup);
+                        });
                     }
                 }
             }
         }
 
-        if (s_filters.Length > 0)
+        if (s_filters.Length == 0)
         {
-            // Filtered rows: still write the CSV (the usage promises it; it used to be skipped here).
-            WriteCsv(csvPath);
-            return 0;
+            yield return new Case("-", "Drain no-op (call overhead)", Medium.Shm, Gran.Page, () =>
+            {
+                var c = new CallOverheadBenchmarks();
+                c.Setup();
+                return (() => { c.NativeDrainNoop(); return 0; }, () => { c.OursDrainNoop(); return 0; }, c.Cleanup);
+            });
         }
+    }
 
-        var c = new CallOverheadBenchmarks();
-        c.Setup();
+    private static int ParseArgs(string[] args, out string? csvPath)
+    {
+        int rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 24;
+        csvPath = args.Skip(2).FirstOrDefault(a => a.EndsWith(".csv", StringComparison.OrdinalIgnoreCase));
+        var csv = csvPath;
+        s_filters = args.Skip(2).Where(a => !ReferenceEquals(a, csv)).Select(f => f.Split(':')).ToArray();
+        return rounds;
+    }
+
+    /// <summary>
+    /// Process-wide warm-up: one throw-away row, so the first printed row is not measured while
+    /// shared code paths are still being tiered up.
+    /// </summary>
+    private static void WarmUpProcess(int rounds)
+    {
+        var w = new CopyBenchmarks { Size = 4096, Op = CopyOp.MemcpyNtNoDrain, Medium = Medium.Shm, Granularity = Gran.Page };
+        w.Setup();
         try
         {
-            Row("-", "Drain no-op (call overhead)", Medium.Shm, Gran.Page, () => { c.NativeDrainNoop(); return 0; }, () => { c.OursDrainNoop(); return 0; }, rounds);
+            _ = Measure(() => w.Native(), () => w.Ours(), rounds);
         }
         finally
         {
-            c.Cleanup();
+            w.Cleanup();
         }
-
-        WriteCsv(csvPath);
-        return 0;
     }
+
+    private static double Coverage(int rounds) => PairedStats.Summarize(Enumerable.Repeat(1.0, rounds).ToList()).Coverage;
+
+    private static string Ci(MedianSummary s) => string.Create(CultureInfo.InvariantCulture, $"{s.Low:F3}-{s.High:F3}");
+
+    private static string P(double p) => p < 0.001 ? "<0.001" : p.ToString("F3", CultureInfo.InvariantCulture);
+
+    private static string Rounds(List<double> a, List<double> b) =>
+        string.Join(';', a.Zip(b, (x, y) => (x / y).ToString("F4", CultureInfo.InvariantCulture)));
 
     private static void WriteCsv(string? csvPath)
     {
         if (csvPath is not null)
         {
-            File.WriteAllLines(csvPath, ["size_bytes,op,medium,granularity,ours_ns,native_ns,ratio", .. s_csv]);
+            File.WriteAllLines(csvPath, s_csv);
         }
     }
 
@@ -146,9 +242,12 @@ internal static class Paired
                     b.Setup();
                     try
                     {
-                        Row(Label(size), op.ToString(), medium, Gran.CacheLine,
+                        var (fused, managed) = Measure(
                             () => { Pmem2.Internal.Flush.FusedCopy.Enabled = false; return b.Ours(); },
                             () => { Pmem2.Internal.Flush.FusedCopy.Enabled = true; return b.Ours(); }, rounds);
+                        var st = PairedStats.Summarize(fused.Zip(managed, (x, y) => x / y).ToList());
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"| {Label(size)} | {op} | {medium} | {Gran.CacheLine} | {Fmt(Median(fused))} | {Fmt(Median(managed))} | **{st.Median:F2}** |"));
                     }
                     finally
                     {
@@ -173,48 +272,43 @@ internal static class Paired
         return s_filters.Any(f => f.Length == 4 && f.Zip(fields).All(p => p.First == "*" || string.Equals(p.First, p.Second, StringComparison.OrdinalIgnoreCase)));
     }
 
-    private static void Row(string size, string op, Medium medium, Gran gran, Func<nint> native, Func<nint> ours, int rounds, bool print = true)
+    /// <summary>
+    /// One row's measurement: a warm-up long enough for tiered compilation to reach tier 1 (call
+    /// counting plus the 100 ms background delay; 150 ms was not enough for the first rows), a batch
+    /// size calibrated to ~2 ms, then <paramref name="rounds"/> rounds of one batch per side in
+    /// alternating order (A B, B A, A B, ...). Returns the per-call time of each side per round.
+    /// </summary>
+    private static (List<double> B, List<double> A) Measure(Func<nint> a, Func<nint> b, int rounds)
     {
-        // Warm up long enough for tiered compilation to reach tier 1 (call counting plus the 100 ms
-        // background delay; 150 ms was not enough for the first rows), then calibrate a ~2 ms batch.
         var warm = Stopwatch.StartNew();
         int calls = 0;
         while (warm.ElapsedMilliseconds < 700 || calls < 20)
         {
-            native();
-            ours();
+            a();
+            b();
             calls++;
         }
 
         double perCall = warm.Elapsed.TotalNanoseconds / (2.0 * calls);
         int reps = (int)Math.Clamp(2_000_000 / perCall, 1, 1_000_000);
 
-        var o = new List<double>(rounds);
-        var n = new List<double>(rounds);
+        var tb = new List<double>(rounds);
+        var ta = new List<double>(rounds);
         for (int r = 0; r < rounds; r++)
         {
             if ((r & 1) == 0)
             {
-                n.Add(Time(native, reps));
-                o.Add(Time(ours, reps));
+                ta.Add(Time(a, reps));
+                tb.Add(Time(b, reps));
             }
             else
             {
-                o.Add(Time(ours, reps));
-                n.Add(Time(native, reps));
+                tb.Add(Time(b, reps));
+                ta.Add(Time(a, reps));
             }
         }
 
-        double ratio = Median(o.Zip(n, (a, b) => a / b).ToList());
-        if (!print)
-        {
-            return;
-        }
-
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {size} | {op} | {medium} | {gran} | {Fmt(Median(o))} | {Fmt(Median(n))} | **{ratio:F2}** |"));
-        s_csv.Add(string.Create(CultureInfo.InvariantCulture,
-            $"{Bytes(size)},{op},{medium},{gran},{Median(o):F1},{Median(n):F1},{ratio:F4}"));
+        return (tb, ta);
     }
 
     private static double Time(Func<nint> f, int reps)
