@@ -26,6 +26,16 @@ if (args.Length > 0 && args[0] == "paired")
     return Paired.Run(args);
 }
 
+if (args.Length > 0 && args[0] == "paired-aa")
+{
+    return Paired.RunAa(args);
+}
+
+if (args.Length > 0 && args[0] == "paired-verdict")
+{
+    return PairedVerdict.Run(args);
+}
+
 if (args.Length > 0 && args[0] == "paired-fused")
 {
     return Paired.RunFused(args);
