@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using Grpc.Core;
 using Pmem2;
+using PmemService.Client.Internal;
 using PmemService.Contracts.V1;
 
 namespace PmemService.Client;
@@ -63,6 +64,7 @@ public sealed class DirectRegion : IDisposable
     private readonly CancellationTokenSource _revoked = new();
     private readonly Task _watch;
     private readonly Lock _reportLock = new();
+    private readonly PendingPersistRanges _pending = new(); // NoDrain copies awaiting the next Drain
     private int _state; // DirectLeaseState
 
     private DirectRegion(string name, DirectAccess access, Socket channel, Pmem2Source source, Pmem2Map map, bool serverMapSync)
@@ -166,25 +168,20 @@ public sealed class DirectRegion : IDisposable
         action(_map.GetSpan(checked((ulong)offset), length));
     }
 
-    /// <summary>Copies bytes into the mapping (pmem2_memcpy with <paramref name="flags"/>: persisted before it returns unless NoFlush is given,
-    /// and then reported to the service's watchers).</summary>
+    /// <summary>Copies bytes into the mapping (pmem2_memcpy with <paramref name="flags"/>: persisted before it returns unless NoFlush
+    /// or NoDrain is given). Reported to the service's watchers once persistent: at once, or with NoDrain (at CACHE_LINE/BYTE,
+    /// where the stores are not durable before the fence) at the next <see cref="Drain"/>; NoFlush ranges are never reported.</summary>
     public void Memcpy(long offset, ReadOnlySpan<byte> source, Pmem2MemFlags flags = Pmem2MemFlags.None)
     {
         _map.Memcpy(checked((ulong)offset), source, flags);
-        if ((flags & Pmem2MemFlags.NoFlush) == 0)
-        {
-            ReportPersisted(offset, source.Length);
-        }
+        ReportAfterCopy(offset, source.Length, flags);
     }
 
     /// <summary>Fills bytes (pmem2_memset with <paramref name="flags"/>; reported to watchers when persisted).</summary>
     public void Memset(long offset, byte value, long length, Pmem2MemFlags flags = Pmem2MemFlags.None)
     {
         _map.Memset(checked((ulong)offset), value, checked((ulong)length), flags);
-        if ((flags & Pmem2MemFlags.NoFlush) == 0)
-        {
-            ReportPersisted(offset, length);
-        }
+        ReportAfterCopy(offset, length, flags);
     }
 
     /// <summary>Copies bytes out of the mapping.</summary>
@@ -201,8 +198,25 @@ public sealed class DirectRegion : IDisposable
     /// <summary>Flushes a range without draining.</summary>
     public void Flush(long offset, long length) => _map.Flush(checked((ulong)offset), checked((ulong)length));
 
-    /// <summary>Waits for flushes to complete.</summary>
-    public void Drain() => _map.Drain();
+    /// <summary>Waits for flushes to complete; then reports the ranges copied with NoDrain since the last drain to the service's watchers.
+    /// As with pmem2_drain (a fence of the calling CPU's stores), call it on the thread that made the copies.</summary>
+    public void Drain()
+    {
+        _map.Drain();
+        ReportPending();
+    }
+
+    /// <summary>
+    /// Maps the pages of a range into this process ahead of use (<see cref="Pmem2Map.Populate"/>:
+    /// <c>MADV_POPULATE_WRITE</c>, or <c>_READ</c> on a read-only lease), so a bulk copy that follows does not
+    /// take a page fault per 4 KiB page. Changes no byte. Returns false on kernels before Linux 5.14 (no
+    /// populate: pages fault in on first touch, as without this call). Worth it for a lease that writes a
+    /// large range more than once or needs a predictable first copy; it costs the fault time up front.
+    /// </summary>
+    public bool Prefault(long offset, long length) => _map.Populate(checked((ulong)offset), checked((ulong)length));
+
+    /// <summary>Prefaults the whole region (<see cref="Prefault(long, long)"/>).</summary>
+    public bool Prefault() => _map.Populate(0, _map.Size);
 
     /// <summary>Atomic 8-byte store at an aligned offset, then persist of those 8 bytes.</summary>
     public void AtomicStore64(long offset, long value)
@@ -234,6 +248,42 @@ public sealed class DirectRegion : IDisposable
     /// Tells the service (side channel record <c>[P][u64 offset][u64 length]</c>) that this process persisted a range, so
     /// WatchRegion watchers see it. Best effort: a revoked or closed lease reports nothing.
     /// </summary>
+    /// <summary>
+    /// After a Memcpy/Memset: report now when the range is persistent; hold it until the next drain when
+    /// only its fence is missing (NoDrain at CACHE_LINE/BYTE: non-temporal stores may still sit in
+    /// write-combining buffers, and flushed lines are durable only after the sfence; at PAGE the flush is the
+    /// msync and drain is a no-op, so the range is persistent already). Adjacent ranges merge (a bulk copy in
+    /// pieces is one record); at <see cref="PendingPersistRanges.Capacity"/> separate ranges this process drains itself
+    /// (one sfence) and reports them, so the list stays bounded.
+    /// </summary>
+    private void ReportAfterCopy(long offset, long length, Pmem2MemFlags flags)
+    {
+        if ((flags & Pmem2MemFlags.NoFlush) != 0 || length <= 0 || Access != DirectAccess.ReadWrite)
+        {
+            return;
+        }
+
+        if ((flags & Pmem2MemFlags.NoDrain) == 0 || _map.StoreGranularity == Pmem2Granularity.Page)
+        {
+            ReportPersisted(offset, length);
+            return;
+        }
+
+        if (_pending.Add(offset, length))
+        {
+            _map.Drain();
+            ReportPending();
+        }
+    }
+
+    private void ReportPending()
+    {
+        foreach (var (offset, length) in _pending.TakeAll())
+        {
+            ReportPersisted(offset, length);
+        }
+    }
+
     private void ReportPersisted(long offset, long length)
     {
         if (Access != DirectAccess.ReadWrite || length <= 0 || State != DirectLeaseState.Active)

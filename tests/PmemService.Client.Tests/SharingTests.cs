@@ -242,6 +242,8 @@ public sealed class SharingTests
         using var direct = await client.OpenDirectAsync(name, DirectAccess.ReadWrite);
 
         direct.Memcpy(100, TestData.Bytes(50, 1));                 // persisted: reported
+        Assert.Equal(Pmem2.Pmem2Granularity.Page, direct.Granularity);
+        direct.Memcpy(200, TestData.Bytes(20, 3), Pmem2.Pmem2MemFlags.NoDrain); // at PAGE the flush is the msync: persisted, reported
         direct.Memcpy(300, TestData.Bytes(50, 2), Pmem2.Pmem2MemFlags.NoFlush); // not persisted: not reported
         direct.Persist(300, 50);                                   // now it is
         Assert.Equal(0, direct.FetchAdd64(1024, 5));               // a direct atomic ...
@@ -249,14 +251,14 @@ public sealed class SharingTests
         Assert.True(r.Swapped);
         Assert.Equal(9, direct.AtomicLoad64(1024));
 
-        var events = await Take(client.WatchAsync(name, start.WatchSequence, start.WatchEpoch), 4);
+        var events = await Take(client.WatchAsync(name, start.WatchSequence, start.WatchEpoch), 5);
         // The direct client's reports travel on the side channel and keep their own order; the
         // CompareAndSwap travels over gRPC and may be sequenced before the last of them.
         Assert.Equal(
-            [(WatchEventKind.DirectPersist, 100UL, 50UL), (WatchEventKind.DirectPersist, 300UL, 50UL), (WatchEventKind.DirectPersist, 1024UL, 8UL)],
+            [(WatchEventKind.DirectPersist, 100UL, 50UL), (WatchEventKind.DirectPersist, 200UL, 20UL), (WatchEventKind.DirectPersist, 300UL, 50UL), (WatchEventKind.DirectPersist, 1024UL, 8UL)],
             events.Where(e => e.Kind == WatchEventKind.DirectPersist).Select(e => (e.Kind, e.Offset, e.Length)));
         Assert.Equal((WatchEventKind.CompareAndSwap, 1024UL, 8UL), Assert.Single(events, e => e.Kind != WatchEventKind.DirectPersist) is var cas ? (cas.Kind, cas.Offset, cas.Length) : default);
-        Assert.Equal(Enumerable.Range((int)start.WatchSequence + 1, 4).Select(i => (ulong)i), events.Select(e => e.Sequence));
+        Assert.Equal(Enumerable.Range((int)start.WatchSequence + 1, 5).Select(i => (ulong)i), events.Select(e => e.Sequence));
     }
 
     [Fact]
