@@ -93,6 +93,9 @@ public sealed class HostingTests : IClassFixture<SharedServerFixture>
         var name = UniqueName("reqlog");
         await Assert.ThrowsAsync<RpcException>(async () => await _server.Tcp.GetRegionAsync(new GetRegionRequest { Name = name }));
         await new Health.HealthClient(_server.TcpChannel).CheckAsync(new HealthCheckRequest());
+        var atomics = UniqueName("reqlog-cas");
+        await _server.Tcp.MapRegionAsync(new MapRegionRequest { Name = atomics, Size = 4096, CreateIfMissing = true });
+        await _server.Tcp.CompareAndSwapAsync(new CompareAndSwapRequest { Name = atomics, Offset = 0, Expected = 0, Desired = 1 });
 
         Serilog.Events.LogEvent? Find(string path, string status) => _server.Logs.Events.FirstOrDefault(e =>
             e.Properties.TryGetValue("RequestPath", out var p) && p.ToString() == $"\"{path}\""
@@ -100,7 +103,8 @@ public sealed class HostingTests : IClassFixture<SharedServerFixture>
 
         // The request log is written when the response completes, just after the client sees it.
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        while ((Find("/pmem.v1.PmemService/GetRegion", "5") is null || Find("/grpc.health.v1.Health/Check", "0") is null) && watch.Elapsed < TimeSpan.FromSeconds(5))
+        while ((Find("/pmem.v1.PmemService/GetRegion", "5") is null || Find("/grpc.health.v1.Health/Check", "0") is null
+                || Find("/pmem.v1.PmemService/CompareAndSwap", "0") is null) && watch.Elapsed < TimeSpan.FromSeconds(5))
         {
             await Task.Delay(20);
         }
@@ -112,6 +116,10 @@ public sealed class HostingTests : IClassFixture<SharedServerFixture>
         var probe = Find("/grpc.health.v1.Health/Check", "0");
         Assert.NotNull(probe);
         Assert.Equal(Serilog.Events.LogEventLevel.Verbose, probe.Level);
+        // A successful data-plane call (here an issue 14 atomic) is Debug: not written at the default level.
+        var cas = Find("/pmem.v1.PmemService/CompareAndSwap", "0");
+        Assert.NotNull(cas);
+        Assert.Equal(Serilog.Events.LogEventLevel.Debug, cas.Level);
     }
 
     [Fact]
