@@ -44,7 +44,10 @@ internal sealed partial class PmemGrpcService
             if (!request.DeferPersist)
             {
                 // The deserializer's lease covered the copy only; persist through a new one on the same mapping.
-                using var lease = _regions.Acquire(request.Name);
+                // Fast path: the same mapping, no second file check; otherwise the full Acquire, which throws the
+                // precise reason (deleted, file changed, not mapped) or returns a different mapping.
+                using var lease = (request.Mapping is { } mapping ? _regions.AcquireSameMapping(request.Name, mapping) : null)
+                    ?? _regions.Acquire(request.Name);
                 if (!ReferenceEquals(lease.Mapping, request.Mapping))
                 {
                     // Unmapped (which persists the whole mapping) and mapped again in between: not ours to acknowledge.

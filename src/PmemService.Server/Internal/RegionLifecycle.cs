@@ -706,6 +706,34 @@ internal sealed class RegionLifecycle
         return lease;
     }
 
+    /// <summary>
+    /// A second lease on <paramref name="expected"/> for the same call (WriteRegion's persist after the
+    /// deserializer's copy): granted only while the region is still mapped by that very mapping, and
+    /// without a second file check: the first lease checked the file a moment earlier, and the bytes to
+    /// persist are in this mapping whatever happened to the name since (a rename over it after the check
+    /// is the same race with or without a second fstatat; the check costs a path lookup per call, ~3.7 %
+    /// of the service's CPU on 4 KiB writes at concurrency 8). Null when it was unmapped or replaced.
+    /// </summary>
+    public RegionLease? AcquireSameMapping(string name, RegionMapping expected)
+    {
+        ThrowIfShuttingDown();
+        if (!_entries.TryGetValue(name, out var region))
+        {
+            return null;
+        }
+
+        lock (region)
+        {
+            if (region.State != RegionState.Mapped || !ReferenceEquals(region.Mapping, expected) || !expected.TryLease())
+            {
+                return null;
+            }
+        }
+
+        Interlocked.Increment(ref _activeLeases);
+        return new RegionLease(name, expected, _leaseEnded);
+    }
+
     /// <summary>Access check by the name's current directory entry (paths where no mapping is at hand); an absent name passes (the caller reports NOT_FOUND).</summary>
     private void DemandByName(RegionCaller? caller, string operation, string name, AccessRights needed)
     {

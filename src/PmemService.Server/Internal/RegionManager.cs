@@ -262,6 +262,13 @@ internal sealed class RegionManager : IDisposable
         return Lifecycle.Acquire(name);
     }
 
+    /// <summary>A second lease on the mapping a call already leased and checked (<see cref="RegionLifecycle.AcquireSameMapping"/>); null when it is no longer the region's mapping.</summary>
+    internal RegionLease? AcquireSameMapping(string name, RegionMapping expected)
+    {
+        ThrowIfShuttingDown();
+        return Lifecycle.AcquireSameMapping(name, expected);
+    }
+
     /// <summary>Takes a call lease and registers <paramref name="lease"/> in the same critical section as
     /// DeleteRegion's direct-lease check; refused (REGION_DELETED) once a delete has passed that check.</summary>
     internal RegionLease AcquireForDirectLease(string name, DirectAccess.DirectLease lease)
