@@ -23,6 +23,16 @@ public sealed class FuseServiceFixture : IAsyncLifetime
 
     public string BackingPool => Path.Combine(Fs.Backing, "pool");
 
+    /// <summary>What reached storage: bytes of the region's backing file under the FUSE mount.</summary>
+    public byte[] Stored(string name, long offset, int length)
+    {
+        using var f = File.OpenRead(Path.Combine(BackingPool, name));
+        var buffer = new byte[length];
+        f.Position = offset;
+        f.ReadExactly(buffer);
+        return buffer;
+    }
+
     public async Task InitializeAsync()
     {
         if (FaultFs.SkipReason is not null)
@@ -69,14 +79,7 @@ public sealed class FuseFaultTests(FuseServiceFixture fixture) : IClassFixture<F
         return name;
     }
 
-    private byte[] Stored(string name, long offset, int length)
-    {
-        using var f = File.OpenRead(Path.Combine(fixture.BackingPool, name));
-        var buffer = new byte[length];
-        f.Position = offset;
-        f.ReadExactly(buffer);
-        return buffer;
-    }
+    private byte[] Stored(string name, long offset, int length) => fixture.Stored(name, offset, length);
 
     [FuseFact]
     public async Task EioDuringStreamWriteIsDataLossAtTheLastPersistedOffsetAndSticky()

@@ -398,14 +398,7 @@ public sealed class SharingFuseFaultTests(FuseServiceFixture fixture) : IClassFi
     }
 
     /// <summary>What reached storage: the backing file under the FUSE mount.</summary>
-    private byte[] Stored(string name, long offset, int length)
-    {
-        using var f = File.OpenRead(Path.Combine(fixture.BackingPool, name));
-        var buffer = new byte[length];
-        f.Position = offset;
-        f.ReadExactly(buffer);
-        return buffer;
-    }
+    private byte[] Stored(string name, long offset, int length) => fixture.Stored(name, offset, length);
 
     private long StoredInt64(string name, ulong offset) => BinaryPrimitives.ReadInt64LittleEndian(Stored(name, (long)offset, 8));
 }
