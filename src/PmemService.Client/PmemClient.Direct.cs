@@ -63,7 +63,7 @@ public sealed class DirectRegion : IDisposable
     private readonly Pmem2Source _source;
     private readonly CancellationTokenSource _revoked = new();
     private readonly Task _watch;
-    private readonly Lock _reportLock = new();
+    private readonly PersistReportSender _reports;
     private readonly PendingPersistRanges _pending = new(); // NoDrain copies awaiting the next Drain
     private int _state; // DirectLeaseState
 
@@ -75,6 +75,7 @@ public sealed class DirectRegion : IDisposable
         _source = source;
         _map = map;
         ServerMapSync = serverMapSync;
+        _reports = new PersistReportSender(channel);
         _watch = Task.Run(WatchAsync);
     }
 
@@ -245,10 +246,6 @@ public sealed class DirectRegion : IDisposable
     }
 
     /// <summary>
-    /// Tells the service (side channel record <c>[P][u64 offset][u64 length]</c>) that this process persisted a range, so
-    /// WatchRegion watchers see it. Best effort: a revoked or closed lease reports nothing.
-    /// </summary>
-    /// <summary>
     /// After a Memcpy/Memset: report now when the range is persistent; hold it until the next drain when
     /// only its fence is missing (NoDrain at CACHE_LINE/BYTE: non-temporal stores may still sit in
     /// write-combining buffers, and flushed lines are durable only after the sfence; at PAGE the flush is the
@@ -284,6 +281,10 @@ public sealed class DirectRegion : IDisposable
         }
     }
 
+    /// <summary>
+    /// Tells the service (side channel record <c>[P][u64 offset][u64 length]</c>) that this process persisted a range, so
+    /// WatchRegion watchers see it. Queued (<see cref="PersistReportSender"/>); best effort: a revoked or closed lease reports nothing.
+    /// </summary>
     private void ReportPersisted(long offset, long length)
     {
         if (Access != DirectAccess.ReadWrite || length <= 0 || State != DirectLeaseState.Active)
@@ -291,21 +292,7 @@ public sealed class DirectRegion : IDisposable
             return;
         }
 
-        Span<byte> record = stackalloc byte[17];
-        record[0] = (byte)'P';
-        BinaryPrimitives.WriteUInt64LittleEndian(record[1..], (ulong)offset);
-        BinaryPrimitives.WriteUInt64LittleEndian(record[9..], (ulong)length);
-        lock (_reportLock)
-        {
-            try
-            {
-                _channel.Send(record, SocketFlags.None);
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                // The lease ended; the persist itself succeeded.
-            }
-        }
+        _reports.Report(offset, length);
     }
 
     private async Task WatchAsync()
@@ -350,6 +337,7 @@ public sealed class DirectRegion : IDisposable
 
         _map.Dispose();
         _source.Dispose();
+        _reports.Complete(TimeSpan.FromSeconds(1)); // queued persist reports go out before the channel closes
         try
         {
             _channel.Shutdown(SocketShutdown.Both);
