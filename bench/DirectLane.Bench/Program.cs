@@ -18,6 +18,44 @@ using PmemService.Contracts.V1;
 //   PAGE: StreamWriteRegion vs the direct lane (plain pieces, one msync at the end).
 // Each direct / in-process row runs twice: on the mapping as opened (a page fault per 4 KiB page on
 // the first store) and prefaulted first (DirectRegion.Prefault / Pmem2Map.Populate; its own time is a row too).
+// PMEM2_FORCE_GRANULARITY is read from libc's environment (like libpmem2's secure_getenv), which .NET's
+// Environment.SetEnvironmentVariable does not change: each granularity runs in a child process of this
+// bench started with the variable in its environment (set for CACHE_LINE, removed for PAGE), and the
+// child checks that the maps really have that granularity.
+var only = StringArg("--granularity");
+if (only is null)
+{
+    var dll = System.Reflection.Assembly.GetEntryAssembly()!.Location;
+    foreach (var g in new[] { "CACHE_LINE", "PAGE" })
+    {
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false };
+        start.ArgumentList.Add(dll);
+        foreach (var a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        start.ArgumentList.Add("--granularity");
+        start.ArgumentList.Add(g);
+        start.Environment.Remove("PMEM2_FORCE_GRANULARITY");
+        if (g == "CACHE_LINE")
+        {
+            start.Environment["PMEM2_FORCE_GRANULARITY"] = "CACHE_LINE";
+        }
+
+        using var child = Process.Start(start)!;
+        await child.WaitForExitAsync();
+        if (child.ExitCode != 0)
+        {
+            return child.ExitCode;
+        }
+
+        Console.WriteLine();
+    }
+
+    return 0;
+}
+
 var sizeMiB = Arg("--size-mib", 1024);
 var reps = Arg("--reps", 3);
 var casOps = Arg("--cas", 100_000);
@@ -49,11 +87,16 @@ try
     var data = new byte[size];
     Random.Shared.NextBytes(data);
 
-    foreach (var granularity in new[] { "CACHE_LINE", "PAGE" })
+    foreach (var granularity in new[] { only })
     {
-        Environment.SetEnvironmentVariable("PMEM2_FORCE_GRANULARITY", granularity == "PAGE" ? null : granularity);
         var name = "bench-" + granularity.ToLowerInvariant();
-        await client.MapRegionAsync(name, size, createIfMissing: true);
+        var mapped = await client.MapRegionAsync(name, size, createIfMissing: true);
+        var expected = granularity == "PAGE" ? Granularity.Page : Granularity.CacheLine;
+        if (mapped.EffectiveGranularity != expected)
+        {
+            throw new InvalidOperationException($"the service mapped '{name}' at {mapped.EffectiveGranularity}, not {expected}: is PMEM2_FORCE_GRANULARITY in this process's environment?");
+        }
+
         for (var rep = 0; rep < reps; rep++)
         {
             // StreamWriteRegion (baseline)
@@ -108,6 +151,11 @@ try
                 {
                     using var source = Pmem2Source.Open(Path.Combine(root, "pool", name));
                     using var map = Pmem2Map.Create(new Pmem2Config { RequiredStoreGranularity = Pmem2Granularity.Page }, source);
+                    if (map.StoreGranularity != Pmem2Granularity.CacheLine)
+                    {
+                        throw new InvalidOperationException($"in-process map at {map.StoreGranularity}, not CacheLine");
+                    }
+
                     if (prefault)
                     {
                         map.Populate(0, map.Size);
@@ -167,7 +215,6 @@ try
 }
 finally
 {
-    Environment.SetEnvironmentVariable("PMEM2_FORCE_GRANULARITY", null);
     await app.StopAsync();
     await app.DisposeAsync();
     Directory.Delete(root, recursive: true);
@@ -216,6 +263,12 @@ static void Percentiles(string what, double[] samples)
 {
     Array.Sort(samples);
     Console.WriteLine(FormattableString.Invariant($"{what}: p50 {samples[samples.Length / 2]:0.00}, p90 {samples[samples.Length * 9 / 10]:0.00}, p99 {samples[samples.Length * 99 / 100]:0.00}, n {samples.Length}"));
+}
+
+string? StringArg(string name)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 }
 
 int Arg(string name, int fallback)
