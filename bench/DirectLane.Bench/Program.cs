@@ -10,7 +10,7 @@ using PmemService.Contracts.V1;
 // Direct access lane benchmark (issue 11). One process hosts the real service (Kestrel on a Unix
 // socket under /dev/shm) and is its client. Interleaved repetitions; medians, min-max spread and the
 // load average are printed as a Markdown table. Usage:
-//   dotnet bench/DirectLane.Bench/bin/Release/net10.0/DirectLane.Bench.dll [--size-mib 1024] [--reps 3]
+//   dotnet bench/DirectLane.Bench/bin/Release/net10.0/DirectLane.Bench.dll [--size-mib 1024] [--reps 3] [--chart docs/images/direct-lane.png]
 // Bulk writes copy SIZE in 1 MiB pieces:
 //   CACHE_LINE (PMEM2_FORCE_GRANULARITY=CACHE_LINE set by the bench for those maps): StreamWriteRegion
 //   (the baseline), the direct lane (non-temporal pieces, one drain), and Pmem2 memcpy into a
@@ -25,6 +25,9 @@ using PmemService.Contracts.V1;
 var only = StringArg("--granularity");
 if (only is null)
 {
+    // --chart PNG: the children append their medians to a results file; one bar chart of both afterwards.
+    var chartPath = StringArg("--chart");
+    var resultsFile = chartPath is null ? null : Path.GetTempFileName();
     var dll = System.Reflection.Assembly.GetEntryAssembly()!.Location;
     foreach (var g in new[] { "CACHE_LINE", "PAGE" })
     {
@@ -37,6 +40,11 @@ if (only is null)
 
         start.ArgumentList.Add("--granularity");
         start.ArgumentList.Add(g);
+        if (resultsFile is not null)
+        {
+            start.ArgumentList.Add("--results");
+            start.ArgumentList.Add(resultsFile);
+        }
         start.Environment.Remove("PMEM2_FORCE_GRANULARITY");
         if (g == "CACHE_LINE")
         {
@@ -51,6 +59,13 @@ if (only is null)
         }
 
         Console.WriteLine();
+    }
+
+    if (chartPath is not null && resultsFile is not null)
+    {
+        DirectLaneChart.Write(chartPath, File.ReadAllLines(resultsFile), File.ReadAllText("/proc/loadavg").Split(' ')[0]);
+        File.Delete(resultsFile);
+        Console.WriteLine($"chart: {chartPath}");
     }
 
     return 0;
@@ -233,6 +248,11 @@ foreach (var (key, values) in results)
 }
 
 Console.WriteLine();
+if (StringArg("--results") is { } resultsPath)
+{
+    File.AppendAllLines(resultsPath, results.Select(r => FormattableString.Invariant($"{r.Key}\t{Median(r.Value) / 1e9}\t{r.Value.Min() / 1e9}\t{r.Value.Max() / 1e9}")));
+}
+
 foreach (var suffix in new[] { string.Empty, ", prefaulted" })
 {
     if (results.TryGetValue("CACHE_LINE direct lane" + suffix, out var lane) && results.TryGetValue("CACHE_LINE Pmem2 in-process memcpy" + suffix, out var inproc))
