@@ -54,13 +54,54 @@ public sealed class PmemTestServer : IAsyncDisposable
 
     public PmemRpcClient Tcp => new(TcpChannel);
 
+    /// <summary>
+    /// A fresh root under /dev/shm. Every root made here is also removed when the test process exits:
+    /// tests that make their own root (PKI files, a pre-made pool, a server expected not to start) do not
+    /// always reach a server's DisposeAsync, and /dev/shm is memory.
+    /// </summary>
     public static string NewRoot()
     {
         // Short paths: sun_path holds at most 107 bytes.
         var baseDir = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
         var root = Path.Combine(baseDir, "pmemsvc-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(root);
+        lock (Roots)
+        {
+            if (Roots.Count == 0)
+            {
+                AppDomain.CurrentDomain.ProcessExit += static (_, _) => DeleteRoots();
+            }
+
+            Roots.Add(root);
+        }
+
         return root;
+    }
+
+    private static readonly List<string> Roots = [];
+
+    private static void DeleteRoots()
+    {
+        string[] roots;
+        lock (Roots)
+        {
+            roots = [.. Roots];
+        }
+
+        foreach (var root in roots)
+        {
+            try
+            {
+                if (Directory.Exists(root))
+                {
+                    Directory.Delete(root, recursive: true);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Best effort at exit.
+            }
+        }
     }
 
     public static async Task<PmemTestServer> StartAsync(Action<Dictionary<string, string?>>? configure = null, string? root = null)
