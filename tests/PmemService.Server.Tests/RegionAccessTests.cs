@@ -20,9 +20,6 @@ namespace PmemService.Server.Tests;
 /// </summary>
 public sealed class RegionAccessTests : IDisposable
 {
-    private const string Audience = "pmem-service";
-    private const string Issuer = "https://issuer.test";
-
     private readonly X509Certificate2 _ca = TestPki.CreateCa("pmem acl test CA");
     private readonly (RSA Key, string PublicPem) _signing = TestPki.CreateSigningKey();
     private readonly List<GrpcChannel> _channels = [];
@@ -38,59 +35,24 @@ public sealed class RegionAccessTests : IDisposable
         _signing.Key.Dispose();
     }
 
-    private async Task<PmemTestServer> StartAsync(Action<Dictionary<string, string?>>? configure = null)
-    {
-        var root = PmemTestServer.NewRoot();
-        var serverCert = TestPki.Issue(_ca, "localhost", server: true);
-        TestPki.WritePem(serverCert, Path.Combine(root, "tls.crt"), Path.Combine(root, "tls.key"));
-        TestPki.WritePem(_ca, Path.Combine(root, "client-ca.crt"));
-        var keys = Path.Combine(root, "jwt-keys");
-        Directory.CreateDirectory(keys);
-        await File.WriteAllTextAsync(Path.Combine(keys, "k1.pem"), _signing.PublicPem);
-        return await PmemTestServer.StartAsync(s =>
-        {
-            s.Remove("PmemService:AllowDataPlaneOverTcp");
-            s["PmemService:TcpAuthentication:ServerCertificatePath"] = Path.Combine(root, "tls.crt");
-            s["PmemService:TcpAuthentication:ServerKeyPath"] = Path.Combine(root, "tls.key");
-            s["PmemService:TcpAuthentication:ClientCaPath"] = Path.Combine(root, "client-ca.crt");
-            s["PmemService:TcpAuthentication:JwtKeysPath"] = keys;
-            s["PmemService:TcpAuthentication:JwtAudience"] = Audience;
-            s["PmemService:TcpAuthentication:JwtIssuer"] = Issuer;
-            configure?.Invoke(s);
-        }, root);
-    }
+    private async Task<PmemTestServer> StartAsync(Action<Dictionary<string, string?>>? configure = null) =>
+        (await TestPki.StartTcpAuthenticatedAsync(_ca, _signing.PublicPem, configure: configure)).Server;
 
     /// <summary>A client whose every call carries a fresh token for <paramref name="subject"/> (or the client certificate).</summary>
     private PmemRpcClient As(PmemTestServer server, string subject, X509Certificate2? certificate = null)
     {
-        var handler = new SocketsHttpHandler();
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, c, _, _) =>
-        {
-            using var chain = new X509Chain();
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.Add(_ca);
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            return c is X509Certificate2 x && chain.Build(x);
-        };
-        if (certificate is not null)
-        {
-            handler.SslOptions.ClientCertificates = [certificate];
-        }
-
-        var address = server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
-            .Single(a => a.StartsWith("https://127.0.0.1:", StringComparison.Ordinal));
         var credentials = CallCredentials.FromInterceptor((_, metadata) =>
         {
             if (certificate is null)
             {
-                metadata.Add("authorization", "Bearer " + TestPki.Token(_signing.Key, "k1", subject, Audience, Issuer));
+                metadata.Add("authorization", "Bearer " + TestPki.Token(_signing.Key, "k1", subject, TestPki.Audience, TestPki.Issuer));
             }
 
             return Task.CompletedTask;
         });
-        var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        var channel = GrpcChannel.ForAddress(TestPki.HttpsAddress(server), new GrpcChannelOptions
         {
-            HttpHandler = handler,
+            HttpHandler = TestPki.TrustingHandler(_ca, certificate),
             DisposeHttpClient = true,
             Credentials = ChannelCredentials.Create(ChannelCredentials.SecureSsl, credentials),
         });

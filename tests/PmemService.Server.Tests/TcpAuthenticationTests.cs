@@ -21,15 +21,11 @@ namespace PmemService.Server.Tests;
 /// </summary>
 public sealed class TcpAuthenticationTests : IAsyncLifetime
 {
-    private const string Audience = "pmem-service";
-    private const string Issuer = "https://issuer.test";
-
     private readonly X509Certificate2 _ca = TestPki.CreateCa("pmem test CA");
     private readonly X509Certificate2 _rogueCa = TestPki.CreateCa("pmem test CA"); // same name, other key
     private readonly (RSA Key, string PublicPem) _signing = TestPki.CreateSigningKey();
     private PmemTestServer _server = null!;
     private string _keysDir = null!;
-    private string _caPath = null!;
 
     public async Task InitializeAsync() => _server = await StartAsync(certificates: true, tokens: true);
 
@@ -37,60 +33,18 @@ public sealed class TcpAuthenticationTests : IAsyncLifetime
 
     private async Task<PmemTestServer> StartAsync(bool certificates, bool tokens)
     {
-        var root = PmemTestServer.NewRoot();
-        var serverCert = TestPki.Issue(_ca, "localhost", server: true);
-        TestPki.WritePem(serverCert, Path.Combine(root, "tls.crt"), Path.Combine(root, "tls.key"));
-        _caPath = Path.Combine(root, "client-ca.crt");
-        TestPki.WritePem(_ca, _caPath);
-        _keysDir = Path.Combine(root, "jwt-keys");
-        Directory.CreateDirectory(_keysDir);
-        await File.WriteAllTextAsync(Path.Combine(_keysDir, "k1.pem"), _signing.PublicPem);
-        return await PmemTestServer.StartAsync(s =>
-        {
-            s.Remove("PmemService:AllowDataPlaneOverTcp");
-            s["PmemService:TcpAuthentication:ServerCertificatePath"] = Path.Combine(root, "tls.crt");
-            s["PmemService:TcpAuthentication:ServerKeyPath"] = Path.Combine(root, "tls.key");
-            if (certificates)
-            {
-                s["PmemService:TcpAuthentication:ClientCaPath"] = _caPath;
-            }
-
-            if (tokens)
-            {
-                s["PmemService:TcpAuthentication:JwtKeysPath"] = _keysDir;
-                s["PmemService:TcpAuthentication:JwtAudience"] = Audience;
-                s["PmemService:TcpAuthentication:JwtIssuer"] = Issuer;
-            }
-        }, root);
+        var (server, keys) = await TestPki.StartTcpAuthenticatedAsync(_ca, _signing.PublicPem, certificates, tokens);
+        _keysDir = keys;
+        return server;
     }
 
-    private static string HttpsAddress(PmemTestServer server) =>
-        server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
-            .Single(a => a.StartsWith("https://127.0.0.1:", StringComparison.Ordinal));
-
-    private GrpcChannel Channel(PmemTestServer server, X509Certificate2? clientCertificate = null)
-    {
-        var handler = new SocketsHttpHandler();
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-        {
-            using var chain = new X509Chain();
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.Add(_ca);
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            return certificate is X509Certificate2 c && chain.Build(c);
-        };
-        if (clientCertificate is not null)
-        {
-            handler.SslOptions.ClientCertificates = [clientCertificate];
-        }
-
-        return GrpcChannel.ForAddress(HttpsAddress(server), new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true });
-    }
+    private GrpcChannel Channel(PmemTestServer server, X509Certificate2? clientCertificate = null) =>
+        GrpcChannel.ForAddress(TestPki.HttpsAddress(server), new GrpcChannelOptions { HttpHandler = TestPki.TrustingHandler(_ca, clientCertificate), DisposeHttpClient = true });
 
     private static Metadata Bearer(string token) => new() { { "authorization", "Bearer " + token } };
 
-    private string Token(string subject = "app-1", DateTime? expires = null, RSA? key = null, string kid = "k1", string audience = Audience) =>
-        TestPki.Token(key ?? _signing.Key, kid, subject, audience, Issuer, expires);
+    private string Token(string subject = "app-1", DateTime? expires = null, RSA? key = null, string kid = "k1", string audience = TestPki.Audience) =>
+        TestPki.Token(key ?? _signing.Key, kid, subject, audience, TestPki.Issuer, expires);
 
     /// <summary>One call of every pmem.v1 RPC (unary, server streaming, client streaming) with the given headers.</summary>
     private static IEnumerable<(string Rpc, Func<Task> Call)> EveryRpc(PmemRpcClient client, string name, Metadata? headers = null)
