@@ -102,131 +102,129 @@ try
     var data = new byte[size];
     Random.Shared.NextBytes(data);
 
-    foreach (var granularity in new[] { only })
+    var granularity = only;
+    var name = "bench-" + granularity.ToLowerInvariant();
+    var mapped = await client.MapRegionAsync(name, size, createIfMissing: true);
+    var expected = granularity == "PAGE" ? Granularity.Page : Granularity.CacheLine;
+    if (mapped.EffectiveGranularity != expected)
     {
-        var name = "bench-" + granularity.ToLowerInvariant();
-        var mapped = await client.MapRegionAsync(name, size, createIfMissing: true);
-        var expected = granularity == "PAGE" ? Granularity.Page : Granularity.CacheLine;
-        if (mapped.EffectiveGranularity != expected)
+        throw new InvalidOperationException($"the service mapped '{name}' at {mapped.EffectiveGranularity}, not {expected}: is PMEM2_FORCE_GRANULARITY in this process's environment?");
+    }
+
+    for (var rep = 0; rep < reps; rep++)
+    {
+        // StreamWriteRegion (baseline)
+        var watch = Stopwatch.StartNew();
+        using (var stream = new MemoryStream(data, writable: false))
         {
-            throw new InvalidOperationException($"the service mapped '{name}' at {mapped.EffectiveGranularity}, not {expected}: is PMEM2_FORCE_GRANULARITY in this process's environment?");
+            await client.UploadAsync(stream, name, 0, null);
         }
 
-        for (var rep = 0; rep < reps; rep++)
+        Add($"{granularity} StreamWriteRegion", size / watch.Elapsed.TotalSeconds);
+
+        // Direct lane: as opened (every 4 KiB page faults in on its first store), then prefaulted
+        // (DirectRegion.Prefault, MADV_POPULATE_WRITE, timed on its own: it is the fault cost moved to open).
+        foreach (var prefault in new[] { false, true })
         {
-            // StreamWriteRegion (baseline)
-            var watch = Stopwatch.StartNew();
-            using (var stream = new MemoryStream(data, writable: false))
+            using var direct = await client.OpenDirectAsync(name, DirectAccess.ReadWrite);
+            if (prefault)
             {
-                await client.UploadAsync(stream, name, 0, null);
-            }
-
-            Add($"{granularity} StreamWriteRegion", size / watch.Elapsed.TotalSeconds);
-
-            // Direct lane: as opened (every 4 KiB page faults in on its first store), then prefaulted
-            // (DirectRegion.Prefault, MADV_POPULATE_WRITE, timed on its own: it is the fault cost moved to open).
-            foreach (var prefault in new[] { false, true })
-            {
-                using var direct = await client.OpenDirectAsync(name, DirectAccess.ReadWrite);
-                if (prefault)
-                {
-                    watch.Restart();
-                    if (!direct.Prefault())
-                    {
-                        throw new InvalidOperationException("MADV_POPULATE_WRITE not supported by this kernel");
-                    }
-
-                    Add($"{granularity} prefault (GB/s of region)", size / watch.Elapsed.TotalSeconds);
-                }
-
-                var page = direct.Granularity == Pmem2Granularity.Page;
-                var flags = page ? Pmem2MemFlags.NoFlush : Pmem2MemFlags.NoDrain | Pmem2MemFlags.NonTemporal;
                 watch.Restart();
-                for (long offset = 0; offset < size; offset += piece)
+                if (!direct.Prefault())
                 {
-                    direct.Memcpy(offset, data.AsSpan((int)offset, piece), flags);
+                    throw new InvalidOperationException("MADV_POPULATE_WRITE not supported by this kernel");
                 }
 
-                if (page)
-                {
-                    direct.Persist(0, size);
-                }
-                else
-                {
-                    direct.Drain();
-                }
-
-                Add($"{granularity} direct lane{(prefault ? ", prefaulted" : string.Empty)}", size / watch.Elapsed.TotalSeconds);
+                Add($"{granularity} prefault (GB/s of region)", size / watch.Elapsed.TotalSeconds);
             }
 
-            if (granularity == "CACHE_LINE")
+            var page = direct.Granularity == Pmem2Granularity.Page;
+            var flags = page ? Pmem2MemFlags.NoFlush : Pmem2MemFlags.NoDrain | Pmem2MemFlags.NonTemporal;
+            watch.Restart();
+            for (long offset = 0; offset < size; offset += piece)
             {
-                // Pmem2 in-process: this process maps the file itself.
-                foreach (var prefault in new[] { false, true })
-                {
-                    using var source = Pmem2Source.Open(Path.Combine(root, "pool", name));
-                    using var map = Pmem2Map.Create(new Pmem2Config { RequiredStoreGranularity = Pmem2Granularity.Page }, source);
-                    if (map.StoreGranularity != Pmem2Granularity.CacheLine)
-                    {
-                        throw new InvalidOperationException($"in-process map at {map.StoreGranularity}, not CacheLine");
-                    }
-
-                    if (prefault)
-                    {
-                        map.Populate(0, map.Size);
-                    }
-
-                    watch.Restart();
-                    for (long offset = 0; offset < size; offset += piece)
-                    {
-                        map.Memcpy((ulong)offset, data.AsSpan((int)offset, piece), Pmem2MemFlags.NoDrain | Pmem2MemFlags.NonTemporal);
-                    }
-
-                    map.Drain();
-                    Add($"{granularity} Pmem2 in-process memcpy{(prefault ? ", prefaulted" : string.Empty)}", size / watch.Elapsed.TotalSeconds);
-                }
+                direct.Memcpy(offset, data.AsSpan((int)offset, piece), flags);
             }
+
+            if (page)
+            {
+                direct.Persist(0, size);
+            }
+            else
+            {
+                direct.Drain();
+            }
+
+            Add($"{granularity} direct lane{(prefault ? ", prefaulted" : string.Empty)}", size / watch.Elapsed.TotalSeconds);
         }
 
         if (granularity == "CACHE_LINE")
         {
-            // 8-byte CAS + persist vs gRPC WriteRegion of 8 bytes.
-            using var direct = await client.OpenDirectAsync(name, DirectAccess.ReadWrite);
-            var samples = new double[casOps];
-            for (var i = 0; i < casOps; i++)
+            // Pmem2 in-process: this process maps the file itself.
+            foreach (var prefault in new[] { false, true })
             {
-                var start = Stopwatch.GetTimestamp();
-                direct.CompareExchange64(4096, i + 1, i);
-                samples[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+                using var source = Pmem2Source.Open(Path.Combine(root, "pool", name));
+                using var map = Pmem2Map.Create(new Pmem2Config { RequiredStoreGranularity = Pmem2Granularity.Page }, source);
+                if (map.StoreGranularity != Pmem2Granularity.CacheLine)
+                {
+                    throw new InvalidOperationException($"in-process map at {map.StoreGranularity}, not CacheLine");
+                }
+
+                if (prefault)
+                {
+                    map.Populate(0, map.Size);
+                }
+
+                watch.Restart();
+                for (long offset = 0; offset < size; offset += piece)
+                {
+                    map.Memcpy((ulong)offset, data.AsSpan((int)offset, piece), Pmem2MemFlags.NoDrain | Pmem2MemFlags.NonTemporal);
+                }
+
+                map.Drain();
+                Add($"{granularity} Pmem2 in-process memcpy{(prefault ? ", prefaulted" : string.Empty)}", size / watch.Elapsed.TotalSeconds);
             }
+        }
+    }
 
-            Percentiles("CACHE_LINE direct CAS+persist (us)", samples);
-            var grpc = new double[Math.Min(2000, casOps)];
-            var eight = new byte[8];
-            for (var i = 0; i < grpc.Length; i++)
-            {
-                var start = Stopwatch.GetTimestamp();
-                await client.WriteAsync(name, 4096, eight);
-                grpc[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
-            }
-
-            Percentiles("CACHE_LINE gRPC WriteRegion 8 B (us)", grpc);
-
-            var open = new double[opens];
-            for (var i = 0; i < opens; i++)
-            {
-                var start = Stopwatch.GetTimestamp();
-                var lease = await client.OpenDirectAsync(name, DirectAccess.ReadWrite);
-                open[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
-                lease.Dispose();
-            }
-
-            Percentiles("open direct lease: OpenDirect + side channel + map (us)", open);
+    if (granularity == "CACHE_LINE")
+    {
+        // 8-byte CAS + persist vs gRPC WriteRegion of 8 bytes.
+        using var direct = await client.OpenDirectAsync(name, DirectAccess.ReadWrite);
+        var samples = new double[casOps];
+        for (var i = 0; i < casOps; i++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            direct.CompareExchange64(4096, i + 1, i);
+            samples[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
         }
 
-        await client.UnmapRegionAsync(name);
-        await client.DeleteRegionAsync(name, force: true);
+        Percentiles("CACHE_LINE direct CAS+persist (us)", samples);
+        var grpc = new double[Math.Min(2000, casOps)];
+        var eight = new byte[8];
+        for (var i = 0; i < grpc.Length; i++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            await client.WriteAsync(name, 4096, eight);
+            grpc[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+        }
+
+        Percentiles("CACHE_LINE gRPC WriteRegion 8 B (us)", grpc);
+
+        var open = new double[opens];
+        for (var i = 0; i < opens; i++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            var lease = await client.OpenDirectAsync(name, DirectAccess.ReadWrite);
+            open[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            lease.Dispose();
+        }
+
+        Percentiles("open direct lease: OpenDirect + side channel + map (us)", open);
     }
+
+    await client.UnmapRegionAsync(name);
+    await client.DeleteRegionAsync(name, force: true);
 }
 finally
 {
