@@ -59,6 +59,12 @@ public static class PmemServiceCollectionExtensions
         services.AddHostedService(provider => provider.GetRequiredService<PmemService.Server.Internal.DirectAccess.DirectSideChannel>());
 
         services.AddGrpc();
+        // The interceptors are stateless: registered as singletons, grpc-dotnet resolves them from the
+        // container instead of constructing three per call through ActivatorUtilities (perf: 2.8 % of a
+        // 4 KiB WriteRegion's server CPU, with their constructors' option and logger lookups).
+        services.TryAddSingleton<ErrorMetricsInterceptor>();
+        services.TryAddSingleton<ErrorMappingInterceptor>();
+        services.TryAddSingleton<PeerAuthorizationInterceptor>();
         // pmem.v1 is bound with the zero-copy data-path marshallers (DataPath/PmemMethodProvider); the
         // service is stateless, so one instance serves every call.
         services.TryAddSingleton<PmemGrpcService>();
