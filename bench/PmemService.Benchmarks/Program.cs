@@ -39,6 +39,8 @@ var unaryDuration = TimeSpan.FromMilliseconds(IntArg("--unary-ms", quick ? 600 :
 var diskDir = StringArg("--disk-dir", "/var/tmp")!;
 // --baseline DLL: the same benchmark built from the baseline commit; its service runs as a third target in the same interleaved reps.
 var baselineDll = StringArg("--baseline", null);
+// --null-sink: a fourth target on the write rows, the transport ceiling (NullSink.cs: the sink's settings, data never parsed).
+var withNullSink = args.Contains("--null-sink");
 
 var rows = new List<Row>
 {
@@ -86,12 +88,14 @@ if (baselineDll is not null)
     basePageServer = await ChildServer.StartAsync("baseline-page", "service", Path.Combine(runRoot, "bpage"), Path.Combine(diskRoot, "bpool"), noEnv, baselineDll);
 }
 
+ChildServer? nullSinkServer = withNullSink ? await ChildServer.StartAsync("nullsink", "nullsink", Path.Combine(runRoot, "nullsink"), null, noEnv) : null;
+var nullSink = nullSinkServer is null ? null : new Target(nullSinkServer);
 var sink = new Target(sinkServer);
 var cl = new Target(clServer);
 var page = new Target(pageServer);
 var baseCl = baseClServer is null ? null : new Target(baseClServer);
 var basePage = basePageServer is null ? null : new Target(basePageServer);
-foreach (var t in new[] { sink, cl, page, baseCl, basePage }.OfType<Target>())
+foreach (var t in new[] { sink, nullSink, cl, page, baseCl, basePage }.OfType<Target>())
 {
     var info = (await t.Uds.MapRegionAsync(new MapRegionRequest { Name = Load.Region, Size = Load.RegionSize, CreateIfMissing = true })).Region;
     Console.WriteLine($"  {t.Server.Name}: region '{info.Name}' {info.Size >> 20} MiB, granularity {info.EffectiveGranularity}");
@@ -99,10 +103,12 @@ foreach (var t in new[] { sink, cl, page, baseCl, basePage }.OfType<Target>())
 
 var results = new List<(Row Row, List<Sample> Service, List<Sample> Sink, double Load)>();
 var baselineResults = new List<List<Sample>>();
+var ceilingResults = new List<(Row Row, List<Sample> Service, List<Sample> Sink, List<Sample> Null)>();
 foreach (var row in rows)
 {
     var service = row.Granularity == "PAGE" ? page : cl;
     var baseline = row.Granularity == "PAGE" ? basePage : baseCl;
+    var ceiling = row.Kind is RowKind.StreamWrite or RowKind.Unary ? nullSink : null;
     var measureAlloc = row.Kind == RowKind.StreamWrite;
     // Warm-up (JIT, connections, page cache), untimed.
     await Load.RunAsync(sink, row, Math.Min(streamBytes, 16L << 20), TimeSpan.FromMilliseconds(200), false);
@@ -112,10 +118,16 @@ foreach (var row in rows)
         await Load.RunAsync(baseline, row, Math.Min(streamBytes, 16L << 20), TimeSpan.FromMilliseconds(200), false);
     }
 
+    if (ceiling is not null)
+    {
+        await Load.RunAsync(ceiling, row, Math.Min(streamBytes, 16L << 20), TimeSpan.FromMilliseconds(200), false);
+    }
+
     var load = Stats.LoadAverage();
     var serviceSamples = new List<Sample>();
     var sinkSamples = new List<Sample>();
     var baselineSamples = new List<Sample>();
+    var nullSamples = new List<Sample>();
     for (var rep = 0; rep < reps; rep++)
     {
         // Interleaved, the order rotating each rep: sink, service[, baseline], then shifted by one.
@@ -123,6 +135,11 @@ foreach (var row in rows)
         if (baseline is not null)
         {
             order.Add((baseline, baselineSamples));
+        }
+
+        if (ceiling is not null)
+        {
+            order.Add((ceiling, nullSamples));
         }
 
         for (var k = 0; k < order.Count; k++)
@@ -133,6 +150,10 @@ foreach (var row in rows)
     }
 
     baselineResults.Add(baselineSamples);
+    if (nullSamples.Count > 0)
+    {
+        ceilingResults.Add((row, serviceSamples, sinkSamples, nullSamples));
+    }
 
     load = (load + Stats.LoadAverage()) / 2;
     results.Add((row, serviceSamples, sinkSamples, load));
@@ -144,6 +165,11 @@ if (baseCl is not null)
 {
     table += "\n" + BaselineTable(results, baselineResults);
 }
+if (ceilingResults.Count > 0)
+{
+    table += "\n" + CeilingTable(ceilingResults);
+}
+
 Console.WriteLine();
 Console.WriteLine(table);
 
@@ -221,7 +247,7 @@ if (markdownPath is not null)
     await File.WriteAllTextAsync(markdownPath, header + "\n\n" + table + "\n" + sweeps);
 }
 
-foreach (var extra in new[] { baseClServer, basePageServer }.OfType<ChildServer>())
+foreach (var extra in new[] { baseClServer, basePageServer, nullSinkServer }.OfType<ChildServer>())
 {
     await extra.DisposeAsync();
 }
@@ -263,6 +289,25 @@ string BaselineTable(List<(Row Row, List<Sample> Service, List<Sample> Sink, dou
         var gain = service.Zip(baseSamples, (a, b) => Value(a) / Value(b)).ToList();
         var alloc = row.Kind == RowKind.StreamWrite ? $"{Stats.Median(baseSamples.Select(s => (double)s.Allocated / s.Bytes)):0.000}" : "-";
         sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(before):0.00} ({Stats.Spread(before, "0.00")}) | {Stats.Median(after):0.00} ({Stats.Spread(after, "0.00")}) | **{Stats.Median(gain):0.00}** ({Stats.Spread(gain, "0.00")}) | {Stats.Median(baseSamples.Select(s => s.P(0.5))):0} / {Stats.Median(baseSamples.Select(s => s.P(0.99))):0} | {Stats.Median(baseSamples.Select(s => s.CpuSecondsPerGB)):0.00} | {alloc} |");
+    }
+
+    return sb.ToString();
+}
+
+string CeilingTable(List<(Row Row, List<Sample> Service, List<Sample> Sink, List<Sample> Null)> all)
+{
+    // Per-round ratios against the null sink (the transport ceiling: no parse, no copy) in the same interleaved reps.
+    var sb = new StringBuilder();
+    sb.AppendLine("| row | null sink | sink / null sink (median, spread) | service / null sink (median, spread) | null sink server CPU s/GB |");
+    sb.AppendLine("|---|---:|---:|---:|---:|");
+    foreach (var (row, service, sinkSamples, nullSamples) in all)
+    {
+        var unary = row.Kind is RowKind.Unary or RowKind.CompareAndSwap;
+        double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
+        var sinkRatio = sinkSamples.Zip(nullSamples, (a, b) => Value(a) / Value(b)).ToList();
+        var serviceRatio = service.Zip(nullSamples, (a, b) => Value(a) / Value(b)).ToList();
+        var unit = unary ? "calls/s" : "MB/s";
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(nullSamples.Select(Value)):0} {unit} | {Stats.Median(sinkRatio):0.00} ({Stats.Spread(sinkRatio, "0.00")}) | **{Stats.Median(serviceRatio):0.00}** ({Stats.Spread(serviceRatio, "0.00")}) | {Stats.Median(nullSamples.Select(s => s.CpuSecondsPerGB)):0.00} |");
     }
 
     return sb.ToString();

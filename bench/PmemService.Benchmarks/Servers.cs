@@ -65,8 +65,21 @@ internal static class Servers
                 grpc.MaxReceiveMessageSize = defaults.MaxReceiveMessageSize;
                 grpc.MaxSendMessageSize = defaults.MaxSendMessageSize;
             });
+            if (kind == "nullsink")
+            {
+                builder.Services.AddSingleton<NullSinkService>();
+                builder.Services.AddSingleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<NullSinkService>, NullSinkMethodProvider>();
+            }
+
             app = builder.Build();
-            app.MapGrpcService<SinkService>();
+            if (kind == "nullsink")
+            {
+                app.MapGrpcService<NullSinkService>();
+            }
+            else
+            {
+                app.MapGrpcService<SinkService>();
+            }
         }
 
         await app.StartAsync();

@@ -53,7 +53,10 @@ internal sealed class PeerIdentityStartupFilter : IStartupFilter
         app.Use(static (context, nextMiddleware) =>
         {
             var peer = PeerIdentity.Get(context);
-            var activity = Activity.Current;
+            // Tags only for an activity someone records (an ActivitySource listener, e.g. OpenTelemetry): without
+            // one, ASP.NET Core still creates an Activity per request for its log scope, and four boxed tags on
+            // every data-plane call were work nobody read.
+            var activity = Activity.Current is { IsAllDataRequested: true } current && current.Source.HasListeners() ? current : null;
             if (peer is not null)
             {
                 context.User = peer.Principal;
