@@ -41,6 +41,8 @@ var diskDir = StringArg("--disk-dir", "/var/tmp")!;
 var baselineDll = StringArg("--baseline", null);
 // --null-sink: a fourth target on the write rows, the transport ceiling (NullSink.cs: the sink's settings, data never parsed).
 var withNullSink = args.Contains("--null-sink");
+// --device: on the PAGE unary rows, the device ceiling (DeviceCeiling.cs: C threads, 4 KiB memcpy + msync each, no gRPC) as another interleaved target.
+var withDevice = args.Contains("--device");
 
 var rows = new List<Row>
 {
@@ -90,6 +92,7 @@ if (baselineDll is not null)
 
 ChildServer? nullSinkServer = withNullSink ? await ChildServer.StartAsync("nullsink", "nullsink", Path.Combine(runRoot, "nullsink"), null, noEnv) : null;
 var nullSink = nullSinkServer is null ? null : new Target(nullSinkServer);
+using var device = withDevice ? new DeviceCeiling(Path.Combine(diskRoot, "device")) : null;
 var sink = new Target(sinkServer);
 var cl = new Target(clServer);
 var page = new Target(pageServer);
@@ -104,11 +107,13 @@ foreach (var t in new[] { sink, nullSink, cl, page, baseCl, basePage }.OfType<Ta
 var results = new List<(Row Row, List<Sample> Service, List<Sample> Sink, double Load)>();
 var baselineResults = new List<List<Sample>>();
 var ceilingResults = new List<(Row Row, List<Sample> Service, List<Sample> Sink, List<Sample> Null)>();
+var deviceResults = new List<(Row Row, List<Sample> Service, List<Sample> Device)>();
 foreach (var row in rows)
 {
     var service = row.Granularity == "PAGE" ? page : cl;
     var baseline = row.Granularity == "PAGE" ? basePage : baseCl;
     var ceiling = row.Kind is RowKind.StreamWrite or RowKind.Unary ? nullSink : null;
+    var deviceRow = row.Kind == RowKind.Unary && row.Granularity == "PAGE" ? device : null;
     var measureAlloc = row.Kind == RowKind.StreamWrite;
     // Warm-up (JIT, connections, page cache), untimed.
     await Load.RunAsync(sink, row, Math.Min(streamBytes, 16L << 20), TimeSpan.FromMilliseconds(200), false);
@@ -128,28 +133,40 @@ foreach (var row in rows)
     var sinkSamples = new List<Sample>();
     var baselineSamples = new List<Sample>();
     var nullSamples = new List<Sample>();
+    var deviceSamples = new List<Sample>();
     for (var rep = 0; rep < reps; rep++)
     {
         // Interleaved, the order rotating each rep: sink, service[, baseline], then shifted by one.
-        var order = new List<(Target Target, List<Sample> Samples)> { (sink, sinkSamples), (service, serviceSamples) };
+        Func<Task<Sample>> Of(Target target) => () => Load.RunAsync(target, row, streamBytes, unaryDuration, measureAlloc);
+        var order = new List<(Func<Task<Sample>> Run, List<Sample> Samples)> { (Of(sink), sinkSamples), (Of(service), serviceSamples) };
         if (baseline is not null)
         {
-            order.Add((baseline, baselineSamples));
+            order.Add((Of(baseline), baselineSamples));
         }
 
         if (ceiling is not null)
         {
-            order.Add((ceiling, nullSamples));
+            order.Add((Of(ceiling), nullSamples));
+        }
+
+        if (deviceRow is not null)
+        {
+            order.Add((() => Task.Run(() => deviceRow.Run(row.Concurrency, unaryDuration)), deviceSamples));
         }
 
         for (var k = 0; k < order.Count; k++)
         {
-            var (target, samples) = order[(k + rep) % order.Count];
-            samples.Add(await Load.RunAsync(target, row, streamBytes, unaryDuration, measureAlloc));
+            var (run, samples) = order[(k + rep) % order.Count];
+            samples.Add(await run());
         }
     }
 
     baselineResults.Add(baselineSamples);
+    if (deviceSamples.Count > 0)
+    {
+        deviceResults.Add((row, serviceSamples, deviceSamples));
+    }
+
     if (nullSamples.Count > 0)
     {
         ceilingResults.Add((row, serviceSamples, sinkSamples, nullSamples));
@@ -168,6 +185,11 @@ if (baseCl is not null)
 if (ceilingResults.Count > 0)
 {
     table += "\n" + CeilingTable(ceilingResults);
+}
+
+if (deviceResults.Count > 0)
+{
+    table += "\n" + DeviceTable(deviceResults);
 }
 
 Console.WriteLine();
@@ -308,6 +330,20 @@ string CeilingTable(List<(Row Row, List<Sample> Service, List<Sample> Sink, List
         var serviceRatio = service.Zip(nullSamples, (a, b) => Value(a) / Value(b)).ToList();
         var unit = unary ? "calls/s" : "MB/s";
         sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(nullSamples.Select(Value)):0} {unit} | {Stats.Median(sinkRatio):0.00} ({Stats.Spread(sinkRatio, "0.00")}) | **{Stats.Median(serviceRatio):0.00}** ({Stats.Spread(serviceRatio, "0.00")}) | {Stats.Median(nullSamples.Select(s => s.CpuSecondsPerGB)):0.00} |");
+    }
+
+    return sb.ToString();
+}
+
+string DeviceTable(List<(Row Row, List<Sample> Service, List<Sample> Device)> all)
+{
+    var sb = new StringBuilder();
+    sb.AppendLine("| row | device ceiling (C threads, own msync each) | device p50 / p99 µs | service / device (median, spread) |");
+    sb.AppendLine("|---|---:|---:|---:|");
+    foreach (var (row, service, deviceSamples) in all)
+    {
+        var ratio = service.Zip(deviceSamples, (a, b) => a.CallsPerSecond / b.CallsPerSecond).ToList();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(deviceSamples.Select(s => s.CallsPerSecond)):0} writes/s | {Stats.Median(deviceSamples.Select(s => s.P(0.5))):0} / {Stats.Median(deviceSamples.Select(s => s.P(0.99))):0} | **{Stats.Median(ratio):0.00}** ({Stats.Spread(ratio, "0.00")}) |");
     }
 
     return sb.ToString();

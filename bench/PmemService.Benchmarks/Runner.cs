@@ -93,7 +93,7 @@ internal static class Load
     public const string Region = "bench";
     public const ulong RegionSize = 1UL << 30;
     // Inside the range the stream rows wrote first, so unary rows measure overwrites, not first touches of unwritten extents.
-    private const int UnarySpan = 32 << 20;
+    internal const int UnarySpan = 32 << 20;
 
     public static async Task<Sample> RunAsync(Target target, Row row, long streamBytes, TimeSpan unaryDuration, bool measureAllocations)
     {
