@@ -153,6 +153,71 @@ public sealed class FuseFaultTests(FuseServiceFixture fixture) : IClassFixture<F
         await Client.UnmapRegionAsync(new UnmapRegionRequest { Name = name });
     }
 
+    /// <summary>
+    /// EIO from the pread of a StreamReadRegion chunk. The handler's checks before a chunk (deleted, file
+    /// changed, known bad blocks) read no data, so the pread that fails is the one in the response
+    /// serializer, after the message header is already in the response pipe: the call must still end
+    /// with DATA_LOSS IO_ERROR (not INTERNAL "incomplete message"), and no chunk may carry wrong bytes;
+    /// the failed chunk arrives with empty data before the status. Pages not in the page cache (never
+    /// touched since the region was created) are read through FUSE, where faultfs fails them.
+    /// </summary>
+    [FuseFact]
+    public async Task EioOnAStreamReadChunkIsDataLossAndNoChunkCarriesWrongBytes()
+    {
+        var name = await CreateRegionAsync("read-eio");
+        var head = TestSupport.Pattern(64 << 10, 7);
+        Assert.True((await Client.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = 0, Data = ByteString.CopyFrom(head) })).Persisted);
+
+        fixture.Fs.Fail("read", "EIO", glob: $"pool/{name}");
+        var chunks = new List<StreamReadRegionResponse>();
+        try
+        {
+            await TestSupport.AssertError(async () =>
+            {
+                using var call = Client.StreamReadRegion(new StreamReadRegionRequest { Name = name, ChunkSize = 64 << 10 });
+                while (await call.ResponseStream.MoveNext(CancellationToken.None))
+                {
+                    chunks.Add(call.ResponseStream.Current);
+                }
+            }, StatusCode.DataLoss, "IO_ERROR");
+            Assert.True(fixture.Fs.FailedCount("read") > 0, "the pread reached faultfs and failed there");
+        }
+        finally
+        {
+            fixture.Fs.Clear();
+        }
+
+        // The cached head arrives intact; the first uncached chunk failed inside the serializer: its
+        // message (right offset, empty data) is the last one before the status.
+        Assert.True(chunks.Count >= 2, $"{chunks.Count} chunks");
+        Assert.Equal(0UL, chunks[0].Offset);
+        Assert.Equal(head, chunks[0].Data.ToByteArray());
+        var expected = 0UL;
+        foreach (var chunk in chunks.SkipLast(1))
+        {
+            Assert.Equal(expected, chunk.Offset);
+            Assert.Equal(64 << 10, chunk.Data.Length);
+            Assert.True(chunk.Offset == 0 || chunk.Data.Span.IndexOfAnyExcept((byte)0) < 0, "a chunk after the head carries something other than the region's zeros");
+            expected += 64 << 10;
+        }
+
+        Assert.Equal(expected, chunks[^1].Offset);
+        Assert.True(chunks[^1].Data.IsEmpty);
+        Assert.DoesNotContain("incomplete", fixture.Service.Output, StringComparison.OrdinalIgnoreCase);
+
+        // With the faults cleared the same range reads normally.
+        using var again = Client.StreamReadRegion(new StreamReadRegionRequest { Name = name, Length = 128 << 10 });
+        var back = new List<byte>();
+        while (await again.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            back.AddRange(again.ResponseStream.Current.Data);
+        }
+
+        Assert.Equal(head, back.Take(head.Length));
+        Assert.All(back.Skip(head.Length), b => Assert.Equal(0, b));
+        await Client.UnmapRegionAsync(new UnmapRegionRequest { Name = name });
+    }
+
     [FuseFact]
     public async Task EioDuringWriteRegionIsDataLossAndNoLaterCallAnswersOk()
     {

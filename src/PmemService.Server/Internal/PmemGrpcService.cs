@@ -1,5 +1,5 @@
-using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Hosting;
@@ -106,7 +106,14 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
         return Task.FromResult(new ReadRegionResponse { Data = UnsafeByteOperations.UnsafeWrap(buffer) });
     }
 
-    public override async Task StreamReadRegion(StreamReadRegionRequest request, IServerStreamWriter<StreamReadRegionResponse> responseStream, ServerCallContext context)
+    /// <summary>
+    /// StreamReadRegion, bound with <see cref="StreamReadChunkSerializer"/>: every check that can fail
+    /// runs here before each chunk (shutdown, cancellation, deleted/file changed, bad blocks), and the
+    /// chunk's bytes are pread straight into the response pipe while WriteAsync serializes the message
+    /// (it has done so before it completes, so the lease covers the read). A read that still fails
+    /// there (truncated between the check and the pread, EIO) comes back in <see cref="ZeroCopyReadChunk.Fault"/>.
+    /// </summary>
+    public async Task StreamReadRegion(StreamReadRegionRequest request, IServerStreamWriter<ZeroCopyReadChunk> responseStream, ServerCallContext context)
     {
         // Every chunk is exactly chunk_size bytes (the last one may be shorter), and a chunk plus its
         // message framing never exceeds the send limit.
@@ -129,10 +136,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
         RegionRange.Check(lease.Name, lease.Size, request.Offset, length);
 
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _lifetime.ApplicationStopping);
-        // One pooled buffer, reused for every chunk: WriteAsync serializes the message before it
-        // completes, so the buffer may be refilled only after the await.
-        var chunk = (int)Math.Min(chunkSize, length == 0 ? 1 : length);
-        var buffer = ArrayPool<byte>.Shared.Rent(chunk);
+        var message = new ZeroCopyReadChunk(lease);
         try
         {
             var offset = request.Offset;
@@ -146,14 +150,17 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
 
                 context.CancellationToken.ThrowIfCancellationRequested();
                 lease.ThrowIfDeleted();
-                var n = (int)Math.Min((ulong)chunk, end - offset);
+                var n = (int)Math.Min(chunkSize, end - offset);
                 _badBlocks.ThrowIfTouched(lease.Name, _badBlocks.PathOf(lease.Name), offset, (ulong)n); // DATA_LOSS BAD_BLOCK
-                lease.Read(offset, buffer.AsSpan(0, n));
-                await responseStream.WriteAsync(new StreamReadRegionResponse
+                message.Offset = offset;
+                message.Length = n;
+                await responseStream.WriteAsync(message, cts.Token).ConfigureAwait(false);
+                if (message.Fault is { } fault)
                 {
-                    Offset = offset,
-                    Data = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, n)),
-                }, cts.Token).ConfigureAwait(false);
+                    // The client got this chunk with empty data; the status below says why.
+                    ExceptionDispatchInfo.Throw(fault); // pread: a truncated file is REGION_FILE_CHANGED, not SIGBUS
+                }
+
                 _metrics.Read(n, "StreamReadRegion");
                 offset += (ulong)n;
             }
@@ -161,10 +168,6 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
         catch (OperationCanceledException) when (_lifetime.ApplicationStopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
             throw PmemServiceException.ShuttingDown();
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

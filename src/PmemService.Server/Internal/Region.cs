@@ -291,7 +291,7 @@ internal sealed class RegionMapping
 /// A call's hold on a mapping: while any lease is open the mapping stays mapped even if it is
 /// retired (the unmap happens when the last lease is disposed).
 /// </summary>
-internal sealed class RegionLease : IDisposable
+internal sealed class RegionLease : IDisposable, DataPath.IRegionReader
 {
     private readonly Action _onEnd;
     private int _disposed;

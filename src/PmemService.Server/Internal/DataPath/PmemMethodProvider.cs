@@ -10,10 +10,12 @@ namespace PmemService.Server.Internal.DataPath;
 
 /// <summary>
 /// Binds pmem.v1.PmemService for <see cref="PmemGrpcService"/> with our own marshallers (what the
-/// generated BindService would do, with different request deserializers):
+/// generated BindService would do, with different request deserializers and one response serializer):
 /// <list type="bullet">
 /// <item>WriteRegion and StreamWriteRegion: zero-copy deserializers that copy the data field from the
 /// request buffers straight into the mapping (<see cref="WriteRegionDeserializer"/>, <see cref="StreamWriteSink"/>);</item>
+/// <item>StreamReadRegion: a response serializer that preads each chunk from the region file straight
+/// into the response pipe (<see cref="StreamReadChunkSerializer"/>); the wire format is the generated one;</item>
 /// <item>every other method: the generated protobuf parser, but a malformed body is INVALID_ARGUMENT
 /// MALFORMED_MESSAGE instead of grpc-dotnet's UNKNOWN.</item>
 /// </list>
@@ -72,8 +74,9 @@ internal sealed class PmemMethodProvider : IServiceMethodProvider<PmemGrpcServic
             metadata,
             static (service, request, stream, call) => service.WatchRegion(request, stream, call));
         context.AddServerStreamingMethod(
-            new Method<StreamReadRegionRequest, StreamReadRegionResponse>(MethodType.ServerStreaming, ServiceName, nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
-                ProtoMarshaller.Create(StreamReadRegionRequest.Parser), ProtoMarshaller.Create(StreamReadRegionResponse.Parser)),
+            new Method<StreamReadRegionRequest, ZeroCopyReadChunk>(MethodType.ServerStreaming, ServiceName, nameof(GeneratedService.PmemServiceBase.StreamReadRegion),
+                ProtoMarshaller.Create(StreamReadRegionRequest.Parser),
+                Marshallers.Create<ZeroCopyReadChunk>(StreamReadChunkSerializer.Serialize, static _ => throw new NotSupportedException("responses are not deserialized by the server"))),
             metadata,
             static (service, request, stream, call) => service.StreamReadRegion(request, stream, call));
 
