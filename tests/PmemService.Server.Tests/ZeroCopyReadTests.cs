@@ -238,9 +238,9 @@ public sealed class ZeroCopyReadTests : IClassFixture<SharedServerFixture>
         Assert.Null(StreamReadRegionResponse.Descriptor.FindFieldByNumber(15));
         Assert.Equal(1, CodedOutputStream.ComputeTagSize(15));
         Assert.Equal(CodedOutputStream.ComputeTagSize(StreamReadRegionResponse.DataFieldNumber), CodedOutputStream.ComputeTagSize(15));
-        Assert.Equal(WireFormat.MakeTag(15, WireFormat.WireType.LengthDelimited), StreamReadChunkSerializer.FaultTag);
-        Assert.Equal(WireFormat.MakeTag(StreamReadRegionResponse.DataFieldNumber, WireFormat.WireType.LengthDelimited), StreamReadChunkSerializer.DataTag);
-        Assert.Equal(WireFormat.MakeTag(StreamReadRegionResponse.OffsetFieldNumber, WireFormat.WireType.Varint), StreamReadChunkSerializer.OffsetTag);
+        Assert.Equal((uint)StreamReadChunkSerializer.FaultTag, WireFormat.MakeTag(15, WireFormat.WireType.LengthDelimited));
+        Assert.Equal((uint)StreamReadChunkSerializer.DataTag, WireFormat.MakeTag(StreamReadRegionResponse.DataFieldNumber, WireFormat.WireType.LengthDelimited));
+        Assert.Equal((uint)StreamReadChunkSerializer.OffsetTag, WireFormat.MakeTag(StreamReadRegionResponse.OffsetFieldNumber, WireFormat.WireType.Varint));
     }
 
     [Fact]
@@ -345,8 +345,10 @@ public sealed class ZeroCopyReadTests : IClassFixture<SharedServerFixture>
     /// Shutdown with an open read stream, as before the one-copy serializer (checked against main's
     /// build): UNAVAILABLE SHUTTING_DOWN when the handler is between chunks; CANCELLED when it is blocked
     /// in WriteAsync on a client that has not taken the previous chunks yet (the write's cancellation,
-    /// linked to ApplicationStopping, resets the HTTP/2 stream). Either way the chunks before it are right,
-    /// the stream does not run to its end and the server stops.
+    /// linked to ApplicationStopping, resets the HTTP/2 stream); or a transport status without details
+    /// when the stopping server closes the connection before the trailers leave (ResumeTests accepts the
+    /// same for uploads; one loaded run here ended with neither of the first two). Either way the chunks
+    /// before it are right, the stream does not run to its end and the server stops.
     /// </summary>
     [Fact]
     public async Task Shutdown_ends_an_open_read_stream()
@@ -373,10 +375,18 @@ public sealed class ZeroCopyReadTests : IClassFixture<SharedServerFixture>
             }
             while (await call.ResponseStream.MoveNext(CancellationToken.None));
         });
-        if (e.StatusCode != StatusCode.Cancelled)
+        _output.WriteLine($"{received} bytes, then {e.Status}");
+        if (e.GetRpcStatus()?.GetDetail<Google.Rpc.ErrorInfo>() is { } info)
         {
             Assert.Equal(StatusCode.Unavailable, e.StatusCode);
-            Assert.Equal("SHUTTING_DOWN", e.GetRpcStatus()!.GetDetail<Google.Rpc.ErrorInfo>().Reason);
+            Assert.Equal("SHUTTING_DOWN", info.Reason);
+        }
+        else
+        {
+            // The stream reset (CANCELLED), or, rarely, the connection closed by the stopping server
+            // before the trailers left (a transport status, no details) — never a torn message.
+            Assert.True(e.StatusCode is StatusCode.Cancelled or StatusCode.Unavailable or StatusCode.Internal, e.ToString());
+            Assert.DoesNotContain("Incomplete message", e.Status.Detail, StringComparison.OrdinalIgnoreCase);
         }
 
         await stop.WaitAsync(TimeSpan.FromSeconds(30));
