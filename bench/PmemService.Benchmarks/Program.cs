@@ -114,7 +114,8 @@ foreach (var row in rows)
     var baseline = row.Granularity == "PAGE" ? basePage : baseCl;
     var ceiling = row.Kind is RowKind.StreamWrite or RowKind.Unary ? nullSink : null;
     var deviceRow = row.Kind == RowKind.Unary && row.Granularity == "PAGE" ? device : null;
-    var measureAlloc = row.Kind == RowKind.StreamWrite;
+    // Server allocations per payload byte: the streams (where a per-chunk buffer or message would show).
+    var measureAlloc = row.Kind is RowKind.StreamWrite or RowKind.StreamRead;
     // Warm-up (JIT, connections, page cache), untimed.
     await Load.RunAsync(sink, row, Math.Min(streamBytes, 16L << 20), TimeSpan.FromMilliseconds(200), false);
     await Load.RunAsync(service, row, Math.Min(streamBytes, 16L << 20), TimeSpan.FromMilliseconds(200), false);
@@ -309,7 +310,7 @@ string BaselineTable(List<(Row Row, List<Sample> Service, List<Sample> Sink, dou
         var before = baseSamples.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
         var after = service.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
         var gain = service.Zip(baseSamples, (a, b) => Value(a) / Value(b)).ToList();
-        var alloc = row.Kind == RowKind.StreamWrite ? $"{Stats.Median(baseSamples.Select(s => (double)s.Allocated / s.Bytes)):0.000}" : "-";
+        var alloc = row.Kind is RowKind.StreamWrite or RowKind.StreamRead ? $"{Stats.Median(baseSamples.Select(s => (double)s.Allocated / s.Bytes)):0.000}" : "-";
         sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(before):0.00} ({Stats.Spread(before, "0.00")}) | {Stats.Median(after):0.00} ({Stats.Spread(after, "0.00")}) | **{Stats.Median(gain):0.00}** ({Stats.Spread(gain, "0.00")}) | {Stats.Median(baseSamples.Select(s => s.P(0.5))):0} / {Stats.Median(baseSamples.Select(s => s.P(0.99))):0} | {Stats.Median(baseSamples.Select(s => s.CpuSecondsPerGB)):0.00} | {alloc} |");
     }
 
@@ -360,7 +361,7 @@ string Table(List<(Row Row, List<Sample> Service, List<Sample> Sink, double Load
         double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
         var unit = unary ? "calls/s" : "MB/s";
         var ratios = service.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
-        var alloc = row.Kind == RowKind.StreamWrite
+        var alloc = row.Kind is RowKind.StreamWrite or RowKind.StreamRead
             ? $"{Stats.Median(service.Select(s => (double)s.Allocated / s.Bytes)):0.000} / {Stats.Median(sinkSamples.Select(s => (double)s.Allocated / s.Bytes)):0.000}"
             : "-";
         sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(service.Select(Value)):0} {unit} | {Stats.Median(sinkSamples.Select(Value)):0} {unit} | **{Stats.Median(ratios):0.00}** ({Stats.Spread(ratios, "0.00")}) | {Stats.Median(service.Select(s => s.P(0.5))):0} / {Stats.Median(service.Select(s => s.P(0.99))):0} | {Stats.Median(sinkSamples.Select(s => s.P(0.5))):0} / {Stats.Median(sinkSamples.Select(s => s.P(0.99))):0} | {Stats.Median(service.Select(s => s.CpuSecondsPerGB)):0.00} / {Stats.Median(sinkSamples.Select(s => s.CpuSecondsPerGB)):0.00} | {alloc} | {load:0.0} |");

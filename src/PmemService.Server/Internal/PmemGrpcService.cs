@@ -137,6 +137,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
 
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _lifetime.ApplicationStopping);
         var message = new ZeroCopyReadChunk(lease);
+        var path = _badBlocks.PathOf(lease.Name); // once per call, not a string per chunk
         try
         {
             var offset = request.Offset;
@@ -151,7 +152,7 @@ internal sealed partial class PmemGrpcService : Contracts.V1.PmemService.PmemSer
                 context.CancellationToken.ThrowIfCancellationRequested();
                 lease.ThrowIfDeleted();
                 var n = (int)Math.Min(chunkSize, end - offset);
-                _badBlocks.ThrowIfTouched(lease.Name, _badBlocks.PathOf(lease.Name), offset, (ulong)n); // DATA_LOSS BAD_BLOCK
+                _badBlocks.ThrowIfTouched(lease.Name, path, offset, (ulong)n); // DATA_LOSS BAD_BLOCK
                 message.Offset = offset;
                 message.Length = n;
                 await responseStream.WriteAsync(message, cts.Token).ConfigureAwait(false);
