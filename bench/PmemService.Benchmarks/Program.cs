@@ -38,6 +38,8 @@ var unaryDuration = TimeSpan.FromMilliseconds(IntArg("--unary-ms", quick ? 600 :
 // PAGE rows need a real disk filesystem (ext4): the pool goes under --disk-dir (default /var/tmp).
 var diskDir = StringArg("--disk-dir", "/var/tmp")!;
 // --baseline DLL: the same benchmark built from the baseline commit; its service runs as a third target in the same interleaved reps.
+// PMEMBENCH_BASELINE_ENV="K=V;K2=V2": environment for the baseline PAGE service only, so a runtime or service setting can be
+// A/B-tested on one build (--baseline pointing at this benchmark's own dll).
 var baselineDll = StringArg("--baseline", null);
 // --null-sink: a fourth target on the write rows, the transport ceiling (NullSink.cs: the sink's settings, data never parsed).
 var withNullSink = args.Contains("--null-sink");
@@ -87,7 +89,16 @@ if (baselineDll is not null)
 {
     baseClServer = await ChildServer.StartAsync("baseline-cl", "service", Path.Combine(runRoot, "bcl"), null,
         new Dictionary<string, string> { ["PMEM2_FORCE_GRANULARITY"] = "CACHE_LINE" }, baselineDll);
-    basePageServer = await ChildServer.StartAsync("baseline-page", "service", Path.Combine(runRoot, "bpage"), Path.Combine(diskRoot, "bpool"), noEnv, baselineDll);
+    var baseEnv = new Dictionary<string, string>();
+    if (Environment.GetEnvironmentVariable("PMEMBENCH_BASELINE_ENV") is { } extra)
+    {
+        foreach (var kv in extra.Split(';', StringSplitOptions.RemoveEmptyEntries))
+        {
+            baseEnv[kv[..kv.IndexOf('=')]] = kv[(kv.IndexOf('=') + 1)..];
+        }
+    }
+
+    basePageServer = await ChildServer.StartAsync("baseline-page", "service", Path.Combine(runRoot, "bpage"), Path.Combine(diskRoot, "bpool"), baseEnv, baselineDll);
 }
 
 ChildServer? nullSinkServer = withNullSink ? await ChildServer.StartAsync("nullsink", "nullsink", Path.Combine(runRoot, "nullsink"), null, noEnv) : null;
