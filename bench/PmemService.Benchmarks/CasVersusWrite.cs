@@ -17,15 +17,14 @@ internal static class CasVersusWrite
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var reps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 7;
-        var duration = TimeSpan.FromMilliseconds(args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 1500);
+        var reps = ModeArgs.Int(args, 1, 7);
+        var duration = TimeSpan.FromMilliseconds(ModeArgs.Int(args, 2, 1500));
         var root = Path.Combine("/dev/shm", "pmemcas-" + Guid.NewGuid().ToString("N")[..8]);
         try
         {
-            var env = new Dictionary<string, string> { ["PMEM2_FORCE_GRANULARITY"] = "CACHE_LINE" };
-            await using var server = await ChildServer.StartAsync("service-cl", "service", Path.Combine(root, "cl"), null, env);
+            await using var server = await ChildServer.StartAsync("service-cl", "service", Path.Combine(root, "cl"), null, ChildServer.CacheLine());
             var target = new Target(server);
-            await target.Uds.MapRegionAsync(new MapRegionRequest { Name = Load.Region, Size = Load.RegionSize, CreateIfMissing = true });
+            await target.MapBenchRegionAsync();
 
             Console.WriteLine($"cas-vs-write: {reps} reps of {duration.TotalMilliseconds} ms, each worker alternating WriteRegion 4 KiB and CompareAndSwap, UDS, CACHE_LINE; {Environment.ProcessorCount} CPUs");
             Console.WriteLine("| concurrency | WriteRegion 4 KiB p50 / p99 µs | CompareAndSwap p50 / p99 µs | CAS / write p50 (median, spread) | calls per rep | load |");

@@ -18,8 +18,8 @@ internal static class Folio
 {
     public static int Run(string[] args)
     {
-        var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 7;
-        var ops = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 100;
+        var rounds = ModeArgs.Int(args, 1, 7);
+        var ops = ModeArgs.Int(args, 2, 100);
         var dir = args.Length > 3 ? args[3] : "/var/tmp";
         const long FileSize = 64L << 20;
         var root = Path.Combine(dir, "pmemfolio-" + Guid.NewGuid().ToString("N")[..8]);

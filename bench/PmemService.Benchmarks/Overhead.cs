@@ -8,17 +8,16 @@ internal static class Overhead
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var reps = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 7;
-        var duration = TimeSpan.FromMilliseconds(args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 1500);
+        var reps = ModeArgs.Int(args, 1, 7);
+        var duration = TimeSpan.FromMilliseconds(ModeArgs.Int(args, 2, 1500));
         var root = Path.Combine("/dev/shm", "pmemoverhead-" + Guid.NewGuid().ToString("N")[..8]);
-        var env = new Dictionary<string, string> { ["PMEM2_FORCE_GRANULARITY"] = "CACHE_LINE" };
-        await using var shippedServer = await ChildServer.StartAsync("shipped", "service", Path.Combine(root, "shipped"), null, env);
-        await using var bareServer = await ChildServer.StartAsync("bare", "service-bare", Path.Combine(root, "bare"), null, env);
+        await using var shippedServer = await ChildServer.StartAsync("shipped", "service", Path.Combine(root, "shipped"), null, ChildServer.CacheLine());
+        await using var bareServer = await ChildServer.StartAsync("bare", "service-bare", Path.Combine(root, "bare"), null, ChildServer.CacheLine());
         var shipped = new Target(shippedServer);
         var bare = new Target(bareServer);
         foreach (var t in new[] { shipped, bare })
         {
-            await t.Uds.MapRegionAsync(new MapRegionRequest { Name = Load.Region, Size = Load.RegionSize, CreateIfMissing = true });
+            await t.MapBenchRegionAsync();
         }
 
         Console.WriteLine($"overhead: {reps} interleaved reps of {duration.TotalMilliseconds} ms, WriteRegion 4 KiB UDS CACHE_LINE; load {Stats.LoadAverage():0.0}");

@@ -80,15 +80,13 @@ Console.WriteLine($"sockets under {runRoot}; CACHE_LINE pool under {runRoot} (PM
 var noEnv = new Dictionary<string, string>();
 await using var sinkServer = await ChildServer.StartAsync("sink", "sink", Path.Combine(runRoot, "sink"), null, noEnv);
 // CACHE_LINE forced by pmem2's switch (CPU flushes, no msync), pool on tmpfs; PAGE (msync) with its pool on ext4.
-await using var clServer = await ChildServer.StartAsync("service-cl", "service", Path.Combine(runRoot, "cl"), null,
-    new Dictionary<string, string> { ["PMEM2_FORCE_GRANULARITY"] = "CACHE_LINE" });
+await using var clServer = await ChildServer.StartAsync("service-cl", "service", Path.Combine(runRoot, "cl"), null, ChildServer.CacheLine());
 Directory.CreateDirectory(diskRoot);
 await using var pageServer = await ChildServer.StartAsync("service-page", "service", Path.Combine(runRoot, "page"), Path.Combine(diskRoot, "pool"), noEnv);
 ChildServer? baseClServer = null, basePageServer = null;
 if (baselineDll is not null)
 {
-    baseClServer = await ChildServer.StartAsync("baseline-cl", "service", Path.Combine(runRoot, "bcl"), null,
-        new Dictionary<string, string> { ["PMEM2_FORCE_GRANULARITY"] = "CACHE_LINE" }, baselineDll);
+    baseClServer = await ChildServer.StartAsync("baseline-cl", "service", Path.Combine(runRoot, "bcl"), null, ChildServer.CacheLine(), baselineDll);
     var baseEnv = new Dictionary<string, string>();
     if (Environment.GetEnvironmentVariable("PMEMBENCH_BASELINE_ENV") is { } extra)
     {
@@ -111,7 +109,7 @@ var baseCl = baseClServer is null ? null : new Target(baseClServer);
 var basePage = basePageServer is null ? null : new Target(basePageServer);
 foreach (var t in new[] { sink, nullSink, cl, page, baseCl, basePage }.OfType<Target>())
 {
-    var info = (await t.Uds.MapRegionAsync(new MapRegionRequest { Name = Load.Region, Size = Load.RegionSize, CreateIfMissing = true })).Region;
+    var info = await t.MapBenchRegionAsync();
     Console.WriteLine($"  {t.Server.Name}: region '{info.Name}' {info.Size >> 20} MiB, granularity {info.EffectiveGranularity}");
 }
 

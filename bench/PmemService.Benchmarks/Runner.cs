@@ -61,6 +61,10 @@ internal sealed class Target : IDisposable
 
     public Client For(string transport) => transport == "UDS" ? Uds : Tcp;
 
+    /// <summary>Creates (or maps) the region every row uses: <see cref="Load.Region"/>, <see cref="Load.RegionSize"/>.</summary>
+    public async Task<Contracts.V1.RegionInfo> MapBenchRegionAsync() =>
+        (await Uds.MapRegionAsync(new MapRegionRequest { Name = Load.Region, Size = Load.RegionSize, CreateIfMissing = true })).Region;
+
     private static GrpcChannelOptions Options(SocketsHttpHandler handler)
     {
         handler.EnableMultipleHttp2Connections = true;
@@ -243,4 +247,11 @@ internal static class Stats
 
     public static double LoadAverage() =>
         double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture);
+}
+
+/// <summary>Positional arguments of the extra modes (<c>overhead 7 1000</c>): the one at <paramref name="index"/>, or the default.</summary>
+internal static class ModeArgs
+{
+    public static int Int(string[] args, int index, int fallback) =>
+        args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
 }

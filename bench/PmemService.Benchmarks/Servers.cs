@@ -158,6 +158,9 @@ internal sealed class SinkService : Contracts.V1.PmemService.PmemServiceBase
 /// <summary>A child server process, its CPU time from /proc and its allocation counter over stdin/stdout.</summary>
 internal sealed class ChildServer : IAsyncDisposable
 {
+    /// <summary>The environment of a CACHE_LINE service: pmem2's switch (CPU flushes, no msync); its pool is on tmpfs.</summary>
+    public static Dictionary<string, string> CacheLine() => new() { ["PMEM2_FORCE_GRANULARITY"] = "CACHE_LINE" };
+
     private readonly Process _process;
     private readonly System.Threading.Channels.Channel<string> _replies = System.Threading.Channels.Channel.CreateUnbounded<string>();
 
