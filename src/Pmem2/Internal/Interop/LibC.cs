@@ -109,9 +109,6 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, EntryPoint = "fcntl", SetLastError = true)]
     public static partial int fcntl(SafeFileHandle fd, int cmd, int arg);
 
-    [LibraryImport(Lib, EntryPoint = "fstat", SetLastError = true)]
-    public static partial int fstat(SafeFileHandle fd, Stat* buf);
-
     [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
     public static partial nint pread(SafeFileHandle fd, byte* buf, size_t count, off_t offset);
 
@@ -124,14 +121,6 @@ internal static unsafe partial class LibC
     /// <summary>openat(2): a name resolved relative to a directory descriptor.</summary>
     [LibraryImport(Lib, EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial SafeFileHandle openat(SafeFileHandle dirfd, string path, int flags, int mode);
-
-    /// <summary>fstatat(2) (an exported glibc symbol since 2.33).</summary>
-    [LibraryImport(Lib, EntryPoint = "fstatat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int fstatat(SafeFileHandle dirfd, string path, Stat* buf, int flags);
-
-    /// <summary>fstatat(2) with AT_FDCWD (lstat / stat of a path).</summary>
-    [LibraryImport(Lib, EntryPoint = "fstatat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int fstatat(int dirfd, string path, Stat* buf, int flags);
 
     /// <summary>renameat2(2) (glibc 2.28+); RENAME_NOREPLACE fails with EEXIST instead of replacing.</summary>
     [LibraryImport(Lib, EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
