@@ -42,9 +42,9 @@ internal static class CasVersusWrite
                     cases.Add(c);
                 }
 
-                var ratios = writes.Zip(cases, (w, c) => Percentile(c, 0.5) / Percentile(w, 0.5)).ToList();
+                var ratios = writes.Zip(cases, (w, c) => Stats.Percentile(c, 0.5) / Stats.Percentile(w, 0.5)).ToList();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {concurrency} | {Stats.Median(writes.Select(w => Percentile(w, 0.5))):0} / {Stats.Median(writes.Select(w => Percentile(w, 0.99))):0} | {Stats.Median(cases.Select(c => Percentile(c, 0.5))):0} / {Stats.Median(cases.Select(c => Percentile(c, 0.99))):0} | **{Stats.Median(ratios):0.00}** ({Stats.Spread(ratios, "0.00")}) | {Stats.Median(writes.Select(w => (double)w.Length)):0} + {Stats.Median(cases.Select(c => (double)c.Length)):0} | {loadBefore:0.0}-{Stats.LoadAverage():0.0} |"));
+                    $"| {concurrency} | {Stats.Median(writes.Select(w => Stats.Percentile(w, 0.5))):0} / {Stats.Median(writes.Select(w => Stats.Percentile(w, 0.99))):0} | {Stats.Median(cases.Select(c => Stats.Percentile(c, 0.5))):0} / {Stats.Median(cases.Select(c => Stats.Percentile(c, 0.99))):0} | **{Stats.Median(ratios):0.00}** ({Stats.Spread(ratios, "0.00")}) | {Stats.Median(writes.Select(w => (double)w.Length)):0} + {Stats.Median(cases.Select(c => (double)c.Length)):0} | {loadBefore:0.0}-{Stats.LoadAverage():0.0} |"));
             }
         }
         finally
@@ -99,16 +99,5 @@ internal static class CasVersusWrite
         })).ToArray();
         await Task.WhenAll(workers);
         return (writes.SelectMany(l => l).ToArray(), cas.SelectMany(l => l).ToArray());
-    }
-
-    private static double Percentile(double[] values, double q)
-    {
-        if (values.Length == 0)
-        {
-            return double.NaN;
-        }
-
-        var sorted = values.Order().ToArray();
-        return sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
     }
 }

@@ -22,6 +22,12 @@ if (args.Length >= 1 && args[0] == "overhead")
     return await Overhead.RunAsync(args);
 }
 
+// "first-touch [REPS] [PAGES]": PmemService:ZeroFillOnCreate, the first persisted write of each page of a fresh region.
+if (args.Length >= 1 && args[0] == "first-touch")
+{
+    return await FirstTouch.RunAsync(args);
+}
+
 // "cas-vs-write [REPS] [MS]": issue 14's goal, CompareAndSwap against WriteRegion 4 KiB, alternated call by call.
 if (args.Length >= 1 && args[0] == "cas-vs-write")
 {

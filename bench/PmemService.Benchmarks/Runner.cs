@@ -245,6 +245,18 @@ internal static class Stats
         return list.Length == 0 ? "-" : $"{list.Min().ToString(format, CultureInfo.InvariantCulture)}-{list.Max().ToString(format, CultureInfo.InvariantCulture)}";
     }
 
+    /// <summary>The <paramref name="q"/> quantile of raw latencies (NaN when there are none).</summary>
+    public static double Percentile(double[] values, double q)
+    {
+        if (values.Length == 0)
+        {
+            return double.NaN;
+        }
+
+        var sorted = values.Order().ToArray();
+        return sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
+    }
+
     public static double LoadAverage() =>
         double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture);
 }

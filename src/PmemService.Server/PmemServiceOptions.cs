@@ -45,6 +45,19 @@ public sealed class PmemServiceOptions
     /// </summary>
     public int PageSyncParallelism { get; set; } = 1;
 
+    /// <summary>
+    /// Write zeros over every new region file after allocating it, before it is fsynced and renamed into
+    /// place (default false; <see cref="Pmem2.Pmem2Files.WriteZeros"/>). <c>fallocate</c> leaves
+    /// <i>unwritten</i> extents: on ext4 and xfs the first persist of each page then also converts its
+    /// extent, so that msync writes extent and inode metadata too (measured at PAGE on ext4: the first
+    /// persisted 4 KiB write of a page 1.5x a rewrite, 1.0x with this; docs/benchmarks.md), and on a DAX
+    /// filesystem the first write fault of each page under MAP_SYNC commits that metadata inside the fault.
+    /// Zero-filling pays it once, at creation: <c>MapRegion</c> with <c>create_if_missing</c> then writes the
+    /// whole size (seconds per GiB on a virtual disk; cancelled with the call, leaving nothing behind).
+    /// Regions that already exist are not changed.
+    /// </summary>
+    public bool ZeroFillOnCreate { get; set; }
+
     /// <summary>Serve grpc.reflection.v1 and v1alpha (so grpcurl works without proto files).</summary>
     public bool EnableReflection { get; set; } = true;
 

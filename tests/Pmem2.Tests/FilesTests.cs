@@ -1,4 +1,5 @@
 using System.Globalization;
+using PmemTests.Shared;
 
 namespace Pmem2.Tests;
 
@@ -91,6 +92,75 @@ public sealed class FilesTests
         {
             File.Delete(path);
         }
+    }
+
+    [Fact]
+    public void WriteZeros_turns_the_unwritten_extents_of_Allocate_into_written_zeros()
+    {
+        // The temp directory's disk filesystem (ext4 here): filefrag -v flags unwritten extents. Allocate alone
+        // is the control (the check must see them); after WriteZeros there are none and every byte is 0.
+        using var file = new TempFile(0);
+        using (var handle = file.OpenHandle())
+        {
+            Pmem2Files.Allocate(handle, Length);
+            Assert.Contains("unwritten", FileProbes.Filefrag(file.Path), StringComparison.Ordinal);
+            RandomAccess.Write(handle, new byte[] { 1, 2, 3 }, 4096); // written bytes are overwritten too
+            Pmem2Files.WriteZeros(handle, Length);
+        }
+
+        Assert.DoesNotContain("unwritten", FileProbes.Filefrag(file.Path), StringComparison.Ordinal);
+        Assert.Equal((long)Length, new FileInfo(file.Path).Length);
+        Assert.True(File.ReadAllBytes(file.Path).All(b => b == 0));
+    }
+
+    [Fact]
+    public void After_WriteZeros_a_persisted_4_KiB_write_writes_back_only_its_page()
+    {
+        // WriteZeros writes 4 KiB at a time so the page cache holds single-page folios: a 4 KiB persist through
+        // a PAGE mapping then sends ~4 KiB to the block layer (write_bytes of /proc/thread-self/io counts the
+        // pages this thread dirties). Zeros written in 1 MiB pwrites leave large folios: hundreds of KiB each.
+        using var file = new TempFile(0);
+        using var handle = file.OpenHandle();
+        const ulong Size = 16UL << 20;
+        Pmem2Files.Allocate(handle, Size);
+        Pmem2Files.WriteZeros(handle, Size);
+        using var source = Pmem2Source.FromHandle(handle);
+        using var map = Pmem2Map.Create(new Pmem2Config { RequiredStoreGranularity = Pmem2Granularity.Page, PageCacheAdvice = Pmem2PageCacheAdvice.Random }, source);
+        var page = new byte[4096];
+        new Random(3).NextBytes(page);
+        const int Writes = 32;
+        var before = FileProbes.ThreadWriteBytes();
+        for (var i = 0; i < Writes; i++)
+        {
+            map.Memcpy((ulong)(i * 97 % 4096) * 4096, page); // memcpy + msync of one page
+        }
+
+        var perWrite = (FileProbes.ThreadWriteBytes() - before) / (double)Writes;
+        Assert.True(perWrite <= 16 * 1024, $"{perWrite.ToString("0", CultureInfo.InvariantCulture)} bytes written back per 4 KiB persist");
+        var back = new byte[4096];
+        map.Read(97UL * 4096, back);
+        Assert.Equal(page, back);
+    }
+
+    [Fact]
+    public void WriteZeros_stops_when_cancelled_and_fails_on_a_read_only_descriptor()
+    {
+        using var file = new TempFile(8192);
+        using (var handle = file.OpenHandle())
+        {
+            RandomAccess.Write(handle, new byte[] { 7 }, 0);
+            using var cancelled = new CancellationTokenSource();
+            cancelled.Cancel();
+            Assert.Throws<OperationCanceledException>(() => Pmem2Files.WriteZeros(handle, 8192, cancelled.Token));
+        }
+
+        Assert.Equal(7, File.ReadAllBytes(file.Path)[0]); // nothing written
+
+        using var readOnly = file.OpenHandle(FileAccess.Read);
+        var e = Assert.Throws<Pmem2Exception>(() => Pmem2Files.WriteZeros(readOnly, 8192));
+        Assert.Equal((Pmem2ErrorCode)(-9), e.Code);
+        Assert.Equal("pwrite: Bad file descriptor", e.Message);
+        Pmem2Files.WriteZeros(readOnly, 0); // nothing to write: only the fsync, which a read-only descriptor may do
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Globalization;
+using PmemTests.Shared;
 
 namespace Pmem2.Tests;
 
@@ -43,13 +44,13 @@ public sealed class PageCacheAdviceTests
             var page = new byte[4096];
             new Random(2).NextBytes(page);
             const int Writes = 32;
-            var before = WriteBytes();
+            var before = FileProbes.ThreadWriteBytes();
             for (var i = 0; i < Writes; i++)
             {
                 map.Memcpy((ulong)(i * 97 % 4096) * 4096, page); // memcpy + msync of one page
             }
 
-            var perWrite = (WriteBytes() - before) / (double)Writes;
+            var perWrite = (FileProbes.ThreadWriteBytes() - before) / (double)Writes;
             // One page each (plus slack for a filesystem that writes a little metadata in our context);
             // a 2 MiB folio would make it hundreds of KiB.
             Assert.True(perWrite <= 16 * 1024, $"{perWrite.ToString("0", CultureInfo.InvariantCulture)} bytes written back per 4 KiB persist");
@@ -61,18 +62,5 @@ public sealed class PageCacheAdviceTests
         {
             File.Delete(path);
         }
-    }
-
-    private static long WriteBytes()
-    {
-        foreach (var line in File.ReadLines("/proc/thread-self/io"))
-        {
-            if (line.StartsWith("write_bytes:", StringComparison.Ordinal))
-            {
-                return long.Parse(line["write_bytes:".Length..].Trim(), CultureInfo.InvariantCulture);
-            }
-        }
-
-        throw new InvalidOperationException("/proc/thread-self/io has no write_bytes");
     }
 }

@@ -1,5 +1,6 @@
 using Grpc.Core;
 using PmemService.Contracts.V1;
+using PmemTests.Shared;
 using static PmemService.Server.Tests.TestHelpers;
 
 namespace PmemService.Server.Tests;
@@ -60,4 +61,88 @@ public sealed class DurableCreateTests
         Assert.Empty(Directory.EnumerateFiles(server.PoolPath, ".creating-*"));
         Assert.False(File.Exists(Path.Combine(server.PoolPath, "huge")));
     }
+
+    [Fact]
+    public async Task ZeroFillOnCreate_leaves_no_unwritten_extent_and_the_default_does()
+    {
+        // fallocate alone leaves unwritten extents (filefrag -v flags them), so the first persist of each page
+        // also writes extent metadata; with ZeroFillOnCreate every extent is written before the rename.
+        // The default is the control: the same check must see unwritten extents there.
+        var pool = Directory.CreateTempSubdirectory("pmemsvc-zerofill-").FullName;
+        try
+        {
+            const int Size = 8 << 20;
+            string plainPath;
+            await using (var plain = await PmemTestServer.StartAsync(s => s["PmemService:PoolPath"] = Path.Combine(pool, "plain")))
+            {
+                Assert.True((await CreateAsync(plain.Uds, "plain", Size)).Created);
+                plainPath = Path.Combine(pool, "plain", "plain");
+                Assert.Contains("unwritten", FileProbes.Filefrag(plainPath), StringComparison.Ordinal);
+            }
+
+            await using var filled = await PmemTestServer.StartAsync(s =>
+            {
+                s["PmemService:PoolPath"] = Path.Combine(pool, "filled");
+                s["PmemService:ZeroFillOnCreate"] = "true";
+            });
+            Assert.True((await CreateAsync(filled.Uds, "filled", Size)).Created);
+            var path = Path.Combine(pool, "filled", "filled");
+            var extents = FileProbes.Filefrag(path);
+            Assert.DoesNotContain("unwritten", extents, StringComparison.Ordinal);
+            Assert.Equal((long)Size, new FileInfo(path).Length);
+            Assert.True(AllocatedBytes(path) >= Size, "still fully allocated");
+            Assert.Empty(Directory.EnumerateFiles(Path.Combine(pool, "filled"), ".creating-*"));
+
+            // Zeros, and an ordinary region otherwise: a persisted write reads back.
+            var read = await filled.Uds.ReadRegionAsync(new ReadRegionRequest { Name = "filled", Offset = Size - 4096, Length = 4096 });
+            Assert.All(read.Data.ToByteArray(), b => Assert.Equal(0, b));
+            var data = Google.Protobuf.ByteString.CopyFrom(Enumerable.Range(0, 4096).Select(i => (byte)i).ToArray());
+            Assert.True((await filled.Uds.WriteRegionAsync(new WriteRegionRequest { Name = "filled", Offset = 4096, Data = data })).Persisted);
+            Assert.Equal(data, (await filled.Uds.ReadRegionAsync(new ReadRegionRequest { Name = "filled", Offset = 4096, Length = 4096 })).Data);
+        }
+        finally
+        {
+            Directory.Delete(pool, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_zero_filling_creation_cut_short_by_the_deadline_leaves_nothing_behind()
+    {
+        var pool = Directory.CreateTempSubdirectory("pmemsvc-zerofill-").FullName;
+        try
+        {
+            const long Size = 4L << 30; // seconds of pwrite here; the deadline ends it long before
+            await using var server = await PmemTestServer.StartAsync(s =>
+            {
+                s["PmemService:PoolPath"] = pool;
+                s["PmemService:ZeroFillOnCreate"] = "true";
+                s["PmemService:MaxRegionSize"] = Size.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                s["PmemService:MaxMappedBytes"] = Size.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            });
+            var e = await Assert.ThrowsAsync<RpcException>(async () => await server.Uds.MapRegionAsync(
+                new MapRegionRequest { Name = "big", Size = Size, CreateIfMissing = true }, deadline: DateTime.UtcNow.AddMilliseconds(300)));
+            Assert.Contains(e.StatusCode, new[] { StatusCode.DeadlineExceeded, StatusCode.Cancelled });
+
+            // The server stops between two 1 MiB writes and deletes the temporary file (bounded wait).
+            var until = DateTime.UtcNow.AddSeconds(30);
+            while ((Directory.EnumerateFiles(pool, ".creating-*").Any() || File.Exists(Path.Combine(pool, "big"))) && DateTime.UtcNow < until)
+            {
+                await Task.Delay(50);
+            }
+
+            Assert.Empty(Directory.EnumerateFiles(pool, ".creating-*"));
+            Assert.False(File.Exists(Path.Combine(pool, "big")));
+            var missing = await Assert.ThrowsAsync<RpcException>(async () => await server.Uds.GetRegionAsync(new GetRegionRequest { Name = "big" }));
+            Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+
+            // Nothing stays charged to the budget: a small region can still be created and mapped.
+            Assert.True((await CreateAsync(server.Uds, "small", 1 << 20)).Created);
+        }
+        finally
+        {
+            Directory.Delete(pool, recursive: true);
+        }
+    }
 }
+

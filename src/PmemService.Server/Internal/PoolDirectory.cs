@@ -38,8 +38,9 @@ internal sealed class PoolDirectory : IDisposable
 
     private readonly Pmem2Directory _directory;
 
-    public PoolDirectory(string path, UnixFileMode directoryMode = DefaultDirectoryMode, UnixFileMode regionFileMode = DefaultRegionFileMode)
+    public PoolDirectory(string path, UnixFileMode directoryMode = DefaultDirectoryMode, UnixFileMode regionFileMode = DefaultRegionFileMode, bool zeroFillOnCreate = false)
     {
+        ZeroFillOnCreate = zeroFillOnCreate;
         // Created with its mode (mkdir(2) with the mode, filtered by the umask), never chmod'ed after;
         // an existing pool keeps its mode (the start-up check warns when others can write it).
         // Missing parents get the same mode.
@@ -56,6 +57,9 @@ internal sealed class PoolDirectory : IDisposable
         RegionFileMode = regionFileMode;
         _directory = Pmem2Directory.Open(path);
     }
+
+    /// <summary>Whether <see cref="CreateRegion"/> writes zeros over the allocated file (PmemService:ZeroFillOnCreate).</summary>
+    public bool ZeroFillOnCreate { get; }
 
     /// <summary>Mode region files are created with (0600, or 0640 with PoolGroupAccess).</summary>
     public UnixFileMode RegionFileMode { get; }
@@ -132,7 +136,7 @@ internal sealed class PoolDirectory : IDisposable
     /// set as <c>user.pmem.acl</c> on the temporary file before its fsync and rename, so the region never
     /// appears without it; a filesystem without user xattrs fails the create when <paramref name="aclRequired"/>.
     /// </summary>
-    public (SafeFileHandle Handle, Pmem2FileStatus Status) CreateRegion(string name, ulong size, byte[]? acl = null, bool aclRequired = false)
+    public (SafeFileHandle Handle, Pmem2FileStatus Status) CreateRegion(string name, ulong size, byte[]? acl = null, bool aclRequired = false, CancellationToken cancellationToken = default)
     {
         var temp = $"{CreatingPrefix}{name}-{Guid.NewGuid():N}";
         SafeFileHandle handle;
@@ -151,6 +155,12 @@ internal sealed class PoolDirectory : IDisposable
             try
             {
                 Pmem2Files.Allocate(handle, size);
+                if (ZeroFillOnCreate)
+                {
+                    // Written extents, durable, and no large folios left in the page cache (see Pmem2Files.WriteZeros).
+                    Pmem2Files.WriteZeros(handle, size, cancellationToken);
+                }
+
                 if (acl is not null)
                 {
                     try

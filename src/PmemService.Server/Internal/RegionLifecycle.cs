@@ -141,7 +141,7 @@ internal sealed class RegionLifecycle
         try
         {
             ThrowIfShuttingDown();
-            return Map(region, size, required, createIfMissing, caller);
+            return Map(region, size, required, createIfMissing, caller, cancellationToken);
         }
         finally
         {
@@ -149,7 +149,7 @@ internal sealed class RegionLifecycle
         }
     }
 
-    private RegionInfo Map(Region region, ulong size, Pmem2Granularity required, bool createIfMissing, RegionCaller? caller)
+    private RegionInfo Map(Region region, ulong size, Pmem2Granularity required, bool createIfMissing, RegionCaller? caller, CancellationToken cancellationToken)
     {
         var name = region.Name;
         var status = _pool.Stat(name);
@@ -231,7 +231,7 @@ internal sealed class RegionLifecycle
                 }
 
                 var attribute = acl is null ? default : _access.AttributeFor(acl);
-                (handle, file) = _pool.CreateRegion(name, size, attribute.Value, attribute.Required);
+                (handle, file) = _pool.CreateRegion(name, size, attribute.Value, attribute.Required, cancellationToken);
             }
             catch
             {

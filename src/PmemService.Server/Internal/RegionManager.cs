@@ -111,7 +111,7 @@ internal sealed class RegionManager : IDisposable
     /// </summary>
     public PoolProbeResult Initialize()
     {
-        var pool = new PoolDirectory(PoolPath, _options.PoolDirectoryMode, _options.RegionFileMode);
+        var pool = new PoolDirectory(PoolPath, _options.PoolDirectoryMode, _options.RegionFileMode, _options.ZeroFillOnCreate);
         PoolPermissions.Check(PoolPath, _logger);
         _pool = pool;
         _poolLock = pool.AcquireLock(out var readOnly);
