@@ -126,20 +126,7 @@ public sealed class FilesTests
         Pmem2Files.WriteZeros(handle, Size);
         using var source = Pmem2Source.FromHandle(handle);
         using var map = Pmem2Map.Create(new Pmem2Config { RequiredStoreGranularity = Pmem2Granularity.Page, PageCacheAdvice = Pmem2PageCacheAdvice.Random }, source);
-        var page = new byte[4096];
-        new Random(3).NextBytes(page);
-        const int Writes = 32;
-        var before = FileProbes.ThreadWriteBytes();
-        for (var i = 0; i < Writes; i++)
-        {
-            map.Memcpy((ulong)(i * 97 % 4096) * 4096, page); // memcpy + msync of one page
-        }
-
-        var perWrite = (FileProbes.ThreadWriteBytes() - before) / (double)Writes;
-        Assert.True(perWrite <= 16 * 1024, $"{perWrite.ToString("0", CultureInfo.InvariantCulture)} bytes written back per 4 KiB persist");
-        var back = new byte[4096];
-        map.Read(97UL * 4096, back);
-        Assert.Equal(page, back);
+        PersistedPages.AssertWriteBackPerPersistAtMost(map, 16 * 1024, seed: 3);
     }
 
     [Fact]

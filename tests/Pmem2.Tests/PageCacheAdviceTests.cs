@@ -41,22 +41,9 @@ public sealed class PageCacheAdviceTests
                 map.Memcpy(offset, fill);
             }
 
-            var page = new byte[4096];
-            new Random(2).NextBytes(page);
-            const int Writes = 32;
-            var before = FileProbes.ThreadWriteBytes();
-            for (var i = 0; i < Writes; i++)
-            {
-                map.Memcpy((ulong)(i * 97 % 4096) * 4096, page); // memcpy + msync of one page
-            }
-
-            var perWrite = (FileProbes.ThreadWriteBytes() - before) / (double)Writes;
             // One page each (plus slack for a filesystem that writes a little metadata in our context);
             // a 2 MiB folio would make it hundreds of KiB.
-            Assert.True(perWrite <= 16 * 1024, $"{perWrite.ToString("0", CultureInfo.InvariantCulture)} bytes written back per 4 KiB persist");
-            var back = new byte[4096];
-            map.Read(97UL * 4096, back);
-            Assert.Equal(page, back);
+            PersistedPages.AssertWriteBackPerPersistAtMost(map, 16 * 1024, seed: 2);
         }
         finally
         {

@@ -112,3 +112,30 @@ public sealed class EnvironmentCollection
 {
     public const string Name = "Environment variables";
 }
+
+/// <summary>Persisted 4 KiB writes through a PAGE mapping, and what they send to the block layer.</summary>
+internal static class PersistedPages
+{
+    /// <summary>
+    /// 32 persisted 4 KiB writes (memcpy + msync of one page each, spread over the first 16 MiB); asserts that
+    /// each sent at most <paramref name="maxBytesPerPersist"/> to the block layer (write_bytes of
+    /// /proc/thread-self/io, counted a whole folio at a time) and that the data reads back.
+    /// </summary>
+    public static void AssertWriteBackPerPersistAtMost(Pmem2Map map, double maxBytesPerPersist, int seed)
+    {
+        var page = new byte[4096];
+        new Random(seed).NextBytes(page);
+        const int Writes = 32;
+        var before = PmemTests.Shared.FileProbes.ThreadWriteBytes();
+        for (var i = 0; i < Writes; i++)
+        {
+            map.Memcpy((ulong)(i * 97 % 4096) * 4096, page); // memcpy + msync of one page
+        }
+
+        var perWrite = (PmemTests.Shared.FileProbes.ThreadWriteBytes() - before) / (double)Writes;
+        Assert.True(perWrite <= maxBytesPerPersist, $"{perWrite.ToString("0", System.Globalization.CultureInfo.InvariantCulture)} bytes written back per 4 KiB persist");
+        var back = new byte[4096];
+        map.Read(97UL * 4096, back);
+        Assert.Equal(page, back);
+    }
+}

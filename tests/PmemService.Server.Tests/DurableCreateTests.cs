@@ -124,13 +124,11 @@ public sealed class DurableCreateTests
                 new MapRegionRequest { Name = "big", Size = Size, CreateIfMissing = true }, deadline: DateTime.UtcNow.AddMilliseconds(300)));
             Assert.Contains(e.StatusCode, new[] { StatusCode.DeadlineExceeded, StatusCode.Cancelled });
 
-            // The server stops between two 1 MiB writes and deletes the temporary file (bounded wait).
-            var until = DateTime.UtcNow.AddSeconds(30);
-            while ((Directory.EnumerateFiles(pool, ".creating-*").Any() || File.Exists(Path.Combine(pool, "big"))) && DateTime.UtcNow < until)
-            {
-                await Task.Delay(50);
-            }
-
+            // The server stops between two writes, deletes the temporary file and releases the budget, all under
+            // the region's gate: a second MapRegion of the name waits for that gate, so its NOT_FOUND comes after.
+            var after = await Assert.ThrowsAsync<RpcException>(async () => await server.Uds.MapRegionAsync(
+                new MapRegionRequest { Name = "big", Size = 0 }, deadline: DateTime.UtcNow.AddSeconds(60)));
+            Assert.Equal(StatusCode.NotFound, after.StatusCode);
             Assert.Empty(Directory.EnumerateFiles(pool, ".creating-*"));
             Assert.False(File.Exists(Path.Combine(pool, "big")));
             var missing = await Assert.ThrowsAsync<RpcException>(async () => await server.Uds.GetRegionAsync(new GetRegionRequest { Name = "big" }));

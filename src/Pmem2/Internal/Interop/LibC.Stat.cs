@@ -43,54 +43,22 @@ internal static unsafe partial class LibC
     private static volatile bool s_noStatx;
 
     /// <summary>fstat(2) of a descriptor, without timestamps (see the class comment).</summary>
-    public static int fstat(SafeFileHandle fd, Stat* buf)
-    {
-        if (!s_noStatx)
-        {
-            StatX sx;
-            if (statx(fd, string.Empty, AT_EMPTY_PATH, StatxWithoutTimes, &sx) == 0)
-            {
-                sx.CopyTo(buf);
-                return 0;
-            }
-
-            if (!StatxUnavailable())
-            {
-                return -1;
-            }
-        }
-
-        return fstat_full(fd, buf);
-    }
+    public static int fstat(SafeFileHandle fd, Stat* buf) => StatWithoutTimes(fd, AT_FDCWD, string.Empty, AT_EMPTY_PATH, buf);
 
     /// <summary>fstatat(2) relative to a directory descriptor, without timestamps.</summary>
-    public static int fstatat(SafeFileHandle dirfd, string path, Stat* buf, int flags)
-    {
-        if (!s_noStatx)
-        {
-            StatX sx;
-            if (statx(dirfd, path, flags, StatxWithoutTimes, &sx) == 0)
-            {
-                sx.CopyTo(buf);
-                return 0;
-            }
-
-            if (!StatxUnavailable())
-            {
-                return -1;
-            }
-        }
-
-        return fstatat_full(dirfd, path, buf, flags);
-    }
+    public static int fstatat(SafeFileHandle dirfd, string path, Stat* buf, int flags) => StatWithoutTimes(dirfd, AT_FDCWD, path, flags, buf);
 
     /// <summary>fstatat(2) with a plain descriptor number (AT_FDCWD: lstat / stat of a path), without timestamps.</summary>
-    public static int fstatat(int dirfd, string path, Stat* buf, int flags)
+    public static int fstatat(int dirfd, string path, Stat* buf, int flags) => StatWithoutTimes(null, dirfd, path, flags, buf);
+
+    /// <summary>statx of (<paramref name="handle"/> or else <paramref name="dirfd"/>, <paramref name="path"/>); 0 or -1 with errno, like the stat calls.</summary>
+    private static int StatWithoutTimes(SafeFileHandle? handle, int dirfd, string path, int flags, Stat* buf)
     {
         if (!s_noStatx)
         {
             StatX sx;
-            if (statx(dirfd, path, flags, StatxWithoutTimes, &sx) == 0)
+            var rc = handle is null ? statx(dirfd, path, flags, StatxWithoutTimes, &sx) : statx(handle, path, flags, StatxWithoutTimes, &sx);
+            if (rc == 0)
             {
                 sx.CopyTo(buf);
                 return 0;
@@ -102,7 +70,10 @@ internal static unsafe partial class LibC
             }
         }
 
-        return fstatat_full(dirfd, path, buf, flags);
+        // The plain calls: fstat of a descriptor alone (AT_EMPTY_PATH), fstatat otherwise.
+        return handle is null ? fstatat_full(dirfd, path, buf, flags)
+            : (flags & AT_EMPTY_PATH) != 0 ? fstat_full(handle, buf)
+            : fstatat_full(handle, path, buf, flags);
     }
 
     /// <summary>After a failed statx: whether to retry with the full stat (ENOSYS, remembered; EPERM from a seccomp filter).</summary>
