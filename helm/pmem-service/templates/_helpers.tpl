@@ -251,6 +251,10 @@ The PmemService container. As a native sidecar it carries restartPolicy: Always 
       value: {{ $v.config.regionAccess | quote }}
     - name: PmemService__RootIsRegionSuperuser
       value: {{ $v.config.rootIsRegionSuperuser | quote }}
+    {{- if $v.config.zeroFillOnCreate }}
+    - name: PmemService__ZeroFillOnCreate
+      value: "true"
+    {{- end }}
     {{- if $v.config.maxRegionsPerIdentity }}
     - name: PmemService__MaxRegionsPerIdentity
       value: {{ $v.config.maxRegionsPerIdentity | int64 | quote }}
