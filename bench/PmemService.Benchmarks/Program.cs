@@ -305,10 +305,8 @@ return 0;
 
 string Format(Row row, List<Sample> service, List<Sample> sinkSamples, double load)
 {
-    var unary = row.Kind is RowKind.Unary or RowKind.CompareAndSwap;
-    double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
-    var ratios = service.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
-    return $"{row.Label}: service {Stats.Median(service.Select(Value)):0} vs sink {Stats.Median(sinkSamples.Select(Value)):0} {(unary ? "calls/s" : "MB/s")}, ratio {Stats.Median(ratios):0.00} ({Stats.Spread(ratios, "0.00")}), load {load:0.0}";
+    var ratios = row.Ratios(service, sinkSamples);
+    return $"{row.Label}: service {Stats.Median(service.Select(row.Value)):0} vs sink {Stats.Median(sinkSamples.Select(row.Value)):0} {row.Unit}, ratio {Stats.Median(ratios):0.00} ({Stats.Spread(ratios, "0.00")}), load {load:0.0}";
 }
 
 string BaselineTable(List<(Row Row, List<Sample> Service, List<Sample> Sink, double Load)> all, List<List<Sample>> baselines)
@@ -320,11 +318,9 @@ string BaselineTable(List<(Row Row, List<Sample> Service, List<Sample> Sink, dou
     {
         var (row, service, sinkSamples, _) = all[i];
         var baseSamples = baselines[i];
-        var unary = row.Kind is RowKind.Unary or RowKind.CompareAndSwap;
-        double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
-        var before = baseSamples.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
-        var after = service.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
-        var gain = service.Zip(baseSamples, (a, b) => Value(a) / Value(b)).ToList();
+        var before = row.Ratios(baseSamples, sinkSamples);
+        var after = row.Ratios(service, sinkSamples);
+        var gain = row.Ratios(service, baseSamples);
         var alloc = row.Kind is RowKind.StreamWrite or RowKind.StreamRead ? $"{Stats.Median(baseSamples.Select(s => (double)s.Allocated / s.Bytes)):0.000}" : "-";
         sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(before):0.00} ({Stats.Spread(before, "0.00")}) | {Stats.Median(after):0.00} ({Stats.Spread(after, "0.00")}) | **{Stats.Median(gain):0.00}** ({Stats.Spread(gain, "0.00")}) | {Stats.Median(baseSamples.Select(s => s.P(0.5))):0} / {Stats.Median(baseSamples.Select(s => s.P(0.99))):0} | {Stats.Median(baseSamples.Select(s => s.CpuSecondsPerGB)):0.00} | {alloc} |");
     }
@@ -340,12 +336,9 @@ string CeilingTable(List<(Row Row, List<Sample> Service, List<Sample> Sink, List
     sb.AppendLine("|---|---:|---:|---:|---:|");
     foreach (var (row, service, sinkSamples, nullSamples) in all)
     {
-        var unary = row.Kind is RowKind.Unary or RowKind.CompareAndSwap;
-        double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
-        var sinkRatio = sinkSamples.Zip(nullSamples, (a, b) => Value(a) / Value(b)).ToList();
-        var serviceRatio = service.Zip(nullSamples, (a, b) => Value(a) / Value(b)).ToList();
-        var unit = unary ? "calls/s" : "MB/s";
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(nullSamples.Select(Value)):0} {unit} | {Stats.Median(sinkRatio):0.00} ({Stats.Spread(sinkRatio, "0.00")}) | **{Stats.Median(serviceRatio):0.00}** ({Stats.Spread(serviceRatio, "0.00")}) | {Stats.Median(nullSamples.Select(s => s.CpuSecondsPerGB)):0.00} |");
+        var sinkRatio = row.Ratios(sinkSamples, nullSamples);
+        var serviceRatio = row.Ratios(service, nullSamples);
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(nullSamples.Select(row.Value)):0} {row.Unit} | {Stats.Median(sinkRatio):0.00} ({Stats.Spread(sinkRatio, "0.00")}) | **{Stats.Median(serviceRatio):0.00}** ({Stats.Spread(serviceRatio, "0.00")}) | {Stats.Median(nullSamples.Select(s => s.CpuSecondsPerGB)):0.00} |");
     }
 
     return sb.ToString();
@@ -358,7 +351,7 @@ string DeviceTable(List<(Row Row, List<Sample> Service, List<Sample> Device)> al
     sb.AppendLine("|---|---:|---:|---:|");
     foreach (var (row, service, deviceSamples) in all)
     {
-        var ratio = service.Zip(deviceSamples, (a, b) => a.CallsPerSecond / b.CallsPerSecond).ToList();
+        var ratio = row.Ratios(service, deviceSamples); // PAGE unary rows: calls/s against writes/s
         sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(deviceSamples.Select(s => s.CallsPerSecond)):0} writes/s | {Stats.Median(deviceSamples.Select(s => s.P(0.5))):0} / {Stats.Median(deviceSamples.Select(s => s.P(0.99))):0} | **{Stats.Median(ratio):0.00}** ({Stats.Spread(ratio, "0.00")}) |");
     }
 
@@ -372,14 +365,11 @@ string Table(List<(Row Row, List<Sample> Service, List<Sample> Sink, double Load
     sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     foreach (var (row, service, sinkSamples, load) in all)
     {
-        var unary = row.Kind is RowKind.Unary or RowKind.CompareAndSwap;
-        double Value(Sample s) => unary ? s.CallsPerSecond : s.MBps;
-        var unit = unary ? "calls/s" : "MB/s";
-        var ratios = service.Zip(sinkSamples, (a, b) => Value(a) / Value(b)).ToList();
+        var ratios = row.Ratios(service, sinkSamples);
         var alloc = row.Kind is RowKind.StreamWrite or RowKind.StreamRead
             ? $"{Stats.Median(service.Select(s => (double)s.Allocated / s.Bytes)):0.000} / {Stats.Median(sinkSamples.Select(s => (double)s.Allocated / s.Bytes)):0.000}"
             : "-";
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(service.Select(Value)):0} {unit} | {Stats.Median(sinkSamples.Select(Value)):0} {unit} | **{Stats.Median(ratios):0.00}** ({Stats.Spread(ratios, "0.00")}) | {Stats.Median(service.Select(s => s.P(0.5))):0} / {Stats.Median(service.Select(s => s.P(0.99))):0} | {Stats.Median(sinkSamples.Select(s => s.P(0.5))):0} / {Stats.Median(sinkSamples.Select(s => s.P(0.99))):0} | {Stats.Median(service.Select(s => s.CpuSecondsPerGB)):0.00} / {Stats.Median(sinkSamples.Select(s => s.CpuSecondsPerGB)):0.00} | {alloc} | {load:0.0} |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| {row.Label} | {Stats.Median(service.Select(row.Value)):0} {row.Unit} | {Stats.Median(sinkSamples.Select(row.Value)):0} {row.Unit} | **{Stats.Median(ratios):0.00}** ({Stats.Spread(ratios, "0.00")}) | {Stats.Median(service.Select(s => s.P(0.5))):0} / {Stats.Median(service.Select(s => s.P(0.99))):0} | {Stats.Median(sinkSamples.Select(s => s.P(0.5))):0} / {Stats.Median(sinkSamples.Select(s => s.P(0.99))):0} | {Stats.Median(service.Select(s => s.CpuSecondsPerGB)):0.00} / {Stats.Median(sinkSamples.Select(s => s.CpuSecondsPerGB)):0.00} | {alloc} | {load:0.0} |");
     }
 
     return sb.ToString();

@@ -20,7 +20,20 @@ internal enum RowKind
 }
 
 /// <summary>One benchmark row: what to call, over which transport, on the service mapped at which granularity.</summary>
-internal sealed record Row(string Label, RowKind Kind, string Transport, string Granularity, int Size, int Concurrency);
+internal sealed record Row(string Label, RowKind Kind, string Transport, string Granularity, int Size, int Concurrency)
+{
+    /// <summary>Unary and CompareAndSwap rows are compared in calls/s, stream rows in MB/s.</summary>
+    public bool IsUnary => Kind is RowKind.Unary or RowKind.CompareAndSwap;
+
+    public string Unit => IsUnary ? "calls/s" : "MB/s";
+
+    /// <summary>The figure this row compares targets on.</summary>
+    public double Value(Sample sample) => IsUnary ? sample.CallsPerSecond : sample.MBps;
+
+    /// <summary>Per-rep ratios of <paramref name="targets"/> to <paramref name="references"/> (interleaved reps, pairwise).</summary>
+    public List<double> Ratios(IEnumerable<Sample> targets, IEnumerable<Sample> references) =>
+        targets.Zip(references, (a, b) => Value(a) / Value(b)).ToList();
+}
 
 /// <summary>One measurement of one target.</summary>
 internal sealed record Sample(double Seconds, long Bytes, long Calls, double CpuSeconds, long Allocated, double[] LatenciesUs)
@@ -31,16 +44,8 @@ internal sealed record Sample(double Seconds, long Bytes, long Calls, double Cpu
 
     public double CpuSecondsPerGB => Bytes == 0 ? 0 : CpuSeconds / (Bytes / 1e9);
 
-    public double P(double q)
-    {
-        if (LatenciesUs.Length == 0)
-        {
-            return 0;
-        }
-
-        var sorted = LatenciesUs.Order().ToArray();
-        return sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
-    }
+    /// <summary>The <paramref name="q"/> latency quantile in µs (0 when nothing was measured).</summary>
+    public double P(double q) => LatenciesUs.Length == 0 ? 0 : Stats.Percentile(LatenciesUs, q);
 }
 
 /// <summary>A target: a child server and its channels.</summary>
