@@ -37,9 +37,10 @@ public static class Pmem2Files
     }
 
     /// <summary>
-    /// Writes zeros over <c>[0, length)</c> of the file, one 4 KiB <c>pwrite</c> at a time, and makes them
-    /// durable (<c>fsync</c>), so the file's extents are <i>written</i> rather than the unwritten ones
-    /// <see cref="Allocate"/> leaves.
+    /// Writes zeros over <c>[0, length)</c> of the file, one 4 KiB <c>pwrite</c> at a time, so the file's
+    /// extents are <i>written</i> rather than the unwritten ones <see cref="Allocate"/> leaves. Like
+    /// <see cref="Allocate"/>, it does not fsync: the caller's fsync (before a rename that publishes the
+    /// file) makes the zeros and the extents durable.
     /// </summary>
     /// <remarks>
     /// Why: on ext4 and xfs the first write-back of a page in an unwritten extent converts the extent,
@@ -59,7 +60,7 @@ public static class Pmem2Files
     /// <param name="handle">A descriptor open for writing on a regular file, not mapped yet.</param>
     /// <param name="length">Bytes from offset 0; at most <see cref="long.MaxValue"/>.</param>
     /// <param name="cancellationToken">Stops between two writes (the bytes written so far stay).</param>
-    /// <exception cref="Pmem2Exception">"pwrite: strerror" or "fsync: strerror" with the negated errno (ENOSPC, EIO, ...).</exception>
+    /// <exception cref="Pmem2Exception">"pwrite: strerror" with the negated errno (ENOSPC, EIO, EBADF, ...).</exception>
     /// <exception cref="OperationCanceledException">Cancelled between two writes.</exception>
     public static void WriteZeros(SafeFileHandle handle, ulong length, CancellationToken cancellationToken = default)
     {

@@ -65,6 +65,7 @@ internal static unsafe class FileDurability
             Errors.ThrowErrno(errno, "fsync");
         }
     }
+
     public static void WriteZeros(SafeFileHandle handle, long length, CancellationToken cancellationToken)
     {
         // 4 KiB per write: the page cache then holds single-page folios (see Pmem2Files.WriteZeros).
@@ -101,15 +102,5 @@ internal static unsafe class FileDurability
         {
             NativeMemory.AlignedFree(zeros);
         }
-
-        while (LibC.fsync(handle) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno != LibC.EINTR)
-            {
-                Errors.ThrowErrno(errno, "fsync");
-            }
-        }
     }
 }
-

@@ -157,7 +157,8 @@ internal sealed class PoolDirectory : IDisposable
                 Pmem2Files.Allocate(handle, size);
                 if (ZeroFillOnCreate)
                 {
-                    // Written extents, durable, and no large folios left in the page cache (see Pmem2Files.WriteZeros).
+                    // Written extents and no large folios left in the page cache (see Pmem2Files.WriteZeros); the
+                    // FlushToDisk below makes them durable before the rename.
                     Pmem2Files.WriteZeros(handle, size, cancellationToken);
                 }
 
