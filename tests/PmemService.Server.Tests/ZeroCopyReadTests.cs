@@ -46,6 +46,20 @@ public sealed class ZeroCopyReadTests : IClassFixture<SharedServerFixture>
 
     private const int RegionSize = (3 << 20) + 321;
 
+    /// <summary>Creates region <paramref name="name"/> and writes <see cref="Pattern"/>(<paramref name="dataLength"/>, <paramref name="seed"/>) at offset 0, 1 MiB per call.</summary>
+    private static async Task<byte[]> CreateWithPatternAsync(PmemService.Contracts.V1.PmemService.PmemServiceClient client, string name, int regionSize, int dataLength, int seed)
+    {
+        await CreateAsync(client, name, (ulong)regionSize);
+        var data = Pattern(dataLength, seed);
+        for (var at = 0; at < data.Length; at += 1 << 20)
+        {
+            var n = Math.Min(1 << 20, data.Length - at);
+            await client.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = (ulong)at, Data = ByteString.CopyFrom(data, at, n) });
+        }
+
+        return data;
+    }
+
     [Theory]
     [InlineData(1u, 4097UL, 3001UL)]
     [InlineData(4095u, 1UL, (4095UL * 3) + 17)]
@@ -60,13 +74,7 @@ public sealed class ZeroCopyReadTests : IClassFixture<SharedServerFixture>
     public async Task StreamReadRegion_round_trips_byte_for_byte_in_the_generated_wire_format(uint chunkSize, ulong offset, ulong length)
     {
         var name = UniqueName("zread");
-        await CreateAsync(_server.Uds, name, RegionSize);
-        var data = Pattern(RegionSize, (int)chunkSize + (int)offset);
-        for (var at = 0; at < data.Length; at += 1 << 20)
-        {
-            var n = Math.Min(1 << 20, data.Length - at);
-            await _server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = (ulong)at, Data = ByteString.CopyFrom(data, at, n) });
-        }
+        var data = await CreateWithPatternAsync(_server.Uds, name, RegionSize, RegionSize, (int)chunkSize + (int)offset);
 
         // Both transports: the Unix socket and TCP (h2c) answer through the same serializer.
         var channel = (offset & 1) == 0 ? _server.UdsChannel : _server.TcpChannel;
@@ -97,9 +105,7 @@ public sealed class ZeroCopyReadTests : IClassFixture<SharedServerFixture>
     public async Task StreamReadRegion_through_the_generated_client_reads_the_whole_region()
     {
         var name = UniqueName("zgen");
-        await CreateAsync(_server.Uds, name, 1 << 20);
-        var data = Pattern(1 << 20, 3);
-        await _server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Data = ByteString.CopyFrom(data) });
+        var data = await CreateWithPatternAsync(_server.Uds, name, 1 << 20, 1 << 20, 3);
 
         using var call = _server.Uds.StreamReadRegion(new StreamReadRegionRequest { Name = name, ChunkSize = 100_000 });
         var back = new MemoryStream();
@@ -283,9 +289,7 @@ public sealed class ZeroCopyReadTests : IClassFixture<SharedServerFixture>
     public async Task A_cancelled_read_stream_releases_its_lease()
     {
         var name = UniqueName("zcancel");
-        await CreateAsync(_server.Uds, name, 16 << 20);
-        var data = Pattern(1 << 20, 9);
-        await _server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Data = ByteString.CopyFrom(data) });
+        var data = await CreateWithPatternAsync(_server.Uds, name, 16 << 20, 1 << 20, 9);
 
         using var cts = new CancellationTokenSource();
         var call = _server.Uds.StreamReadRegion(new StreamReadRegionRequest { Name = name, ChunkSize = 4096 }, cancellationToken: cts.Token);
@@ -312,12 +316,7 @@ public sealed class ZeroCopyReadTests : IClassFixture<SharedServerFixture>
     {
         var name = UniqueName("zdel");
         const int size = 16 << 20;
-        await CreateAsync(_server.Uds, name, size);
-        var data = Pattern(size, 4);
-        for (var at = 0; at < size; at += 1 << 20)
-        {
-            await _server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Offset = (ulong)at, Data = ByteString.CopyFrom(data, at, 1 << 20) });
-        }
+        var data = await CreateWithPatternAsync(_server.Uds, name, size, size, 4);
 
         using var call = _server.Uds.StreamReadRegion(new StreamReadRegionRequest { Name = name, ChunkSize = 4096 });
         Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
@@ -356,9 +355,7 @@ public sealed class ZeroCopyReadTests : IClassFixture<SharedServerFixture>
         await using var server = await PmemTestServer.StartAsync();
         var name = UniqueName("zstop");
         const int size = 16 << 20;
-        await CreateAsync(server.Uds, name, size);
-        var data = Pattern(1 << 20, 5);
-        await server.Uds.WriteRegionAsync(new WriteRegionRequest { Name = name, Data = ByteString.CopyFrom(data) });
+        var data = await CreateWithPatternAsync(server.Uds, name, size, 1 << 20, 5);
 
         using var call = server.Uds.StreamReadRegion(new StreamReadRegionRequest { Name = name, ChunkSize = 4096 });
         Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
